@@ -1,0 +1,174 @@
+"""Typed stage configs: a dataclass per stage, filled from its ``params.yaml`` section, then from flags.
+
+Precedence is dataclass default < params file section < explicit CLI flag. Unknown keys in the params
+section are an error (a typo must not silently fall back to a default), and so is a value of the wrong
+type. ``resolved(cfg)`` is what gets written beside every output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A params file or flag value that does not fit the stage's config (message names file and field)."""
+
+
+def read_params(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{p}: params file not found")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping at top level, got {type(data).__name__}")
+    return data
+
+
+def get_section(params: dict[str, Any], dotted: str, *, source: str = "params") -> dict[str, Any]:
+    node: Any = params
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            raise ConfigError(f"{source}: missing section '{dotted}'")
+        node = node[key]
+    if not isinstance(node, dict):
+        raise ConfigError(f"{source}: section '{dotted}' must be a mapping")
+    return node
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        last: Exception | None = None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as exc:
+                last = exc
+        raise last or ConfigError(f"{where}: unexpected value {value!r}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: expected one of {list(args)}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        inner = args[0] if args else Any
+        items = [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)  # YAML reads 5e7 as a float
+        if isinstance(value, str):
+            try:
+                f = float(value)
+            except ValueError:
+                f = None
+            if f is not None and f.is_integer():
+                return int(f)
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if tp is Path:
+        return Path(value)
+    return value
+
+
+def build_config(cls: type[T], *sources: dict[str, Any] | None, source_names: tuple[str, ...] = ()) -> T:
+    """Instantiate dataclass ``cls`` from mappings applied left to right; ``None`` values are skipped.
+
+    ``source_names`` (parallel to ``sources``) only feeds error messages, e.g. ``("params.yaml:train", "flags")``.
+    """
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    values: dict[str, Any] = {}
+    for i, src in enumerate(sources):
+        if not src:
+            continue
+        name = source_names[i] if i < len(source_names) else f"source {i}"
+        for key, val in src.items():
+            if val is None:
+                continue
+            if key not in fields:
+                raise ConfigError(f"{name}: unknown field '{key}' (expected one of: {', '.join(sorted(fields))})")
+            values[key] = _coerce(val, hints[key], f"{name}: field '{key}'")
+    try:
+        cfg = cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"{cls.__name__}: {exc}") from exc
+    validate = getattr(cfg, "validate", None)
+    if callable(validate):
+        validate()
+    return cfg
+
+
+def load_config(
+    cls: type[T],
+    params_file: str | Path | None,
+    section: str | None,
+    overrides: dict[str, Any] | None = None,
+) -> T:
+    """Stage config from ``params_file[section]`` (if given and present) overridden by non-None ``overrides``."""
+    file_values: dict[str, Any] | None = None
+    name = "params"
+    if params_file is not None and section is not None:
+        params = read_params(params_file)
+        name = f"{params_file}:{section}"
+        file_values = get_section(params, section, source=str(params_file))
+        # Only keep the keys this config knows when the section is shared with other stages? No: a
+        # section belongs to exactly one config, so unknown keys are typos and raise in build_config.
+    return build_config(cls, file_values, overrides, source_names=(name, "flags"))
+
+
+def resolved(cfg: Any) -> dict[str, Any]:
+    """Plain-JSON view of a config dataclass (tuples to lists, Paths to strings)."""
+    def conv(v: Any) -> Any:
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, Path):
+            return str(v)
+        return v
+
+    return {k: conv(v) for k, v in dataclasses.asdict(cfg).items()}

@@ -1,0 +1,1 @@
+"""Atari environments with the SPEC preprocessing (training vector env, single env, BreakoutInfinite)."""

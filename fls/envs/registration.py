@@ -1,0 +1,1 @@
+"""Registers fls's gymnasium ids on import (placeholder until BreakoutInfinite lands)."""

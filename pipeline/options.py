@@ -1,0 +1,20 @@
+"""Options shared by several stage commands, as ``Annotated`` aliases so each is declared once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+ParamsFile = Annotated[
+    Optional[Path],
+    typer.Option("--params", help="params.yaml to read this stage's section from (flags override it).", dir_okay=False),
+]
+OutDir = Annotated[Path, typer.Option("--out", help="Output directory (created if missing).", file_okay=False)]
+Arch = Annotated[Optional[str], typer.Option("--arch", help="Architecture id (see `fls models`).")]
+Game = Annotated[Optional[str], typer.Option("--game", help="Game name, e.g. Breakout.")]
+Seed = Annotated[Optional[int], typer.Option("--seed", help="Random seed.")]
+Device = Annotated[Optional[str], typer.Option("--device", help="torch device; default: cuda if available, else cpu.")]
+RunDir = Annotated[Optional[Path], typer.Option("--run", help="A training run directory (as written by `fls train`).", file_okay=False)]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
