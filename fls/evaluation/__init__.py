@@ -1,0 +1,29 @@
+"""Evaluation protocol (scores over whole-game episodes) and perception videos."""
+
+from fls.evaluation.evaluate import (
+    ActionSampler,
+    EpisodeLedger,
+    Episode,
+    EvalConfig,
+    EvaluationError,
+    check_action_set,
+    check_seeds,
+    evaluate,
+    summarize,
+    train_env_seeds,
+    write_outputs,
+)
+
+__all__ = [
+    "ActionSampler",
+    "Episode",
+    "EpisodeLedger",
+    "EvalConfig",
+    "EvaluationError",
+    "check_action_set",
+    "check_seeds",
+    "evaluate",
+    "summarize",
+    "train_env_seeds",
+    "write_outputs",
+]

@@ -1,0 +1,476 @@
+"""The paper's evaluation protocol (SPEC "Evaluation"): N whole-game episodes, E envs, N/E first episodes each.
+
+Why the accounting is careful: with E envs running in parallel, "stop after the first N episodes to finish"
+over-samples short episodes (they finish first), which biases the mean score down for good agents. Instead
+every env contributes exactly its first N/E episodes. An env that has met its quota keeps stepping with the
+others (a vector env steps as a whole) but its later episodes are ignored; the run ends when every env has
+met its quota.
+
+Actions are sampled from the policy (stochastic evaluation, as the authors did) with a ``torch.Generator``
+seeded from the config, on the CPU, so that a rerun with the same params gives the same numbers. Episodes
+that hit the frame cap are kept with their partial score and flagged ``truncated`` (dropping them would
+again bias the sample toward short episodes); the summary counts them.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from fls.atomic import atomic_write_json, atomic_write_text
+from fls.config import resolved
+from fls.games import base_game
+
+SCHEMA_VERSION = 1
+EPISODE_FIELDS = ("env", "index_in_env", "reward", "length_frames", "length_steps", "truncated")
+
+
+class EvaluationError(ValueError):
+    """Evaluation settings or inputs that cannot give a valid protocol run (message names the field)."""
+
+
+@dataclass
+class EvalConfig:
+    """Settings of one evaluation run (params.yaml section ``evaluate``; flags override)."""
+
+    episodes: int = 8192  # total whole-game episodes (the paper's 2**13)
+    num_envs: int = 16  # parallel envs; each contributes exactly episodes / num_envs episodes
+    seed: int = 1000  # env i is seeded seed + i; the action-sampling generator is seeded with seed
+    max_frames: int = 108_000  # per-episode cap in raw frames (ALE's default; SPEC suggests 30,000 for Breakout)
+    device: str = "auto"  # "auto": cuda if available, else cpu; or any torch device string
+    deterministic: bool = False  # False: sample actions from the policy (the protocol); True: argmax
+    video_max_steps: int = 2000  # agent steps recorded by --video / --frames at most
+    frame_every: int = 10  # --frames saves every k-th step of the video rollout
+
+    def validate(self) -> None:
+        for name in ("episodes", "num_envs", "max_frames", "video_max_steps", "frame_every"):
+            if getattr(self, name) <= 0:
+                raise EvaluationError(f"evaluate: field '{name}' must be positive, got {getattr(self, name)}")
+        if self.seed < 0:
+            raise EvaluationError(f"evaluate: field 'seed' must be >= 0, got {self.seed}")
+        if self.episodes % self.num_envs:
+            raise EvaluationError(
+                f"evaluate: episodes ({self.episodes}) must be divisible by num_envs ({self.num_envs}) so that "
+                f"every env contributes the same number of episodes"
+            )
+
+    @property
+    def per_env(self) -> int:
+        return self.episodes // self.num_envs
+
+    def env_seeds(self) -> list[int]:
+        return [self.seed + i for i in range(self.num_envs)]
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One finished whole-game episode as reported by an env (before the ledger assigns its index)."""
+
+    env: int
+    reward: float  # unclipped game score
+    length_frames: int  # raw emulator frames
+    length_steps: int  # agent steps (frames / 4 up to no-op and fire-reset frames)
+    truncated: bool  # hit the frame cap; reward is the partial score
+
+
+class EvalEnv(Protocol):
+    """What the loop needs from a vector env; ``fls.envs`` provides the real one, tests a fake."""
+
+    num_envs: int
+
+    def reset(self) -> np.ndarray:  # (E, 4, 84, 84) uint8
+        ...
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, list[Episode]]:
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+class EpisodeLedger:
+    """Keeps each env's first ``per_env`` episodes and ignores the rest."""
+
+    def __init__(self, num_envs: int, per_env: int) -> None:
+        self.num_envs = num_envs
+        self.per_env = per_env
+        self._kept: list[list[Episode]] = [[] for _ in range(num_envs)]
+        self.ignored = 0
+
+    def add(self, ep: Episode) -> bool:
+        """Record ``ep``; return whether it counts (False once its env has met its quota)."""
+        if not 0 <= ep.env < self.num_envs:
+            raise ValueError(f"episode from env {ep.env}, but there are {self.num_envs} envs")
+        slot = self._kept[ep.env]
+        if len(slot) >= self.per_env:
+            self.ignored += 1
+            return False
+        slot.append(ep)
+        return True
+
+    @property
+    def count(self) -> int:
+        return sum(len(s) for s in self._kept)
+
+    @property
+    def complete(self) -> bool:
+        return all(len(s) >= self.per_env for s in self._kept)
+
+    def env_done(self) -> np.ndarray:
+        return np.array([len(s) >= self.per_env for s in self._kept], dtype=bool)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Episodes ordered by (env, index_in_env), as plain dicts (the eval.json ``episodes`` rows)."""
+        out = []
+        for env, eps in enumerate(self._kept):
+            for i, ep in enumerate(eps):
+                out.append(
+                    {
+                        "env": env,
+                        "index_in_env": i,
+                        "reward": float(ep.reward),
+                        "length_frames": int(ep.length_frames),
+                        "length_steps": int(ep.length_steps),
+                        "truncated": bool(ep.truncated),
+                    }
+                )
+        return out
+
+
+def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean, population std (ddof 0), min, max of the scores, and how many episodes hit the cap."""
+    r = np.array([row["reward"] for row in rows], dtype=np.float64)
+    steps = np.array([row["length_steps"] for row in rows], dtype=np.float64)
+    if r.size == 0:
+        return {"n": 0, "mean": None, "std": None, "min": None, "max": None, "median": None,
+                "n_truncated": 0, "mean_length_steps": None}
+    return {
+        "n": int(r.size),
+        "mean": float(r.mean()),
+        "std": float(r.std()),
+        "min": float(r.min()),
+        "max": float(r.max()),
+        "median": float(np.median(r)),
+        "n_truncated": int(sum(bool(row["truncated"]) for row in rows)),
+        "mean_length_steps": float(steps.mean()),
+    }
+
+
+def check_seeds(eval_seeds: Iterable[int], train_seeds: Iterable[int]) -> None:
+    """The protocol evaluates on env seeds never used in training; overlap is an error, not a warning."""
+    overlap = sorted(set(eval_seeds) & set(train_seeds))
+    if overlap:
+        raise EvaluationError(
+            f"evaluation env seeds overlap the training run's env seeds {overlap[:8]}"
+            f"{'...' if len(overlap) > 8 else ''}: choose another --seed (env i uses seed + i)"
+        )
+
+
+def train_env_seeds(meta: dict[str, Any]) -> list[int]:
+    """Env seeds a training run used (seed + i for i < num_envs), from a checkpoint's meta."""
+    config = meta.get("config") or {}
+    seed = meta.get("seed", config.get("seed"))
+    num_envs = config.get("num_envs")
+    if seed is None or num_envs is None:
+        raise EvaluationError(
+            f"{meta.get('path', 'checkpoint')}: cannot tell the training env seeds (config lacks 'seed' or 'num_envs')"
+        )
+    return [int(seed) + i for i in range(int(num_envs))]
+
+
+def check_action_set(num_actions: int, game: str, *, where: str = "model") -> None:
+    """A policy must have exactly the game's minimal action set (e.g. no Seaquest model on Breakout)."""
+    expected = base_game(game).num_actions
+    if int(num_actions) != expected:
+        raise EvaluationError(
+            f"{where} has {num_actions} actions but {game} has {expected}: it was trained on another game"
+        )
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ActionSampler:
+    """Policy logits -> actions, sampled with a generator seeded once per run (CPU, so CUDA runs sample alike)."""
+
+    def __init__(self, seed: int, deterministic: bool = False) -> None:
+        self.deterministic = deterministic
+        self.generator = torch.Generator(device="cpu")
+        self.generator.manual_seed(int(seed))
+
+    def __call__(self, logits: torch.Tensor) -> np.ndarray:
+        logits = logits.detach().float().cpu()
+        if self.deterministic:
+            return logits.argmax(dim=1).numpy().astype(np.int64)
+        probs = torch.softmax(logits, dim=1)
+        return torch.multinomial(probs, 1, generator=self.generator).squeeze(1).numpy().astype(np.int64)
+
+
+def run_episodes(
+    model: torch.nn.Module,
+    env: EvalEnv,
+    ledger: EpisodeLedger,
+    sampler: ActionSampler,
+    device: torch.device,
+    *,
+    progress: Callable[[int], None] | None = None,
+    max_steps: int | None = None,
+) -> int:
+    """Step ``env`` with ``model`` until ``ledger`` is complete; returns the vector steps taken.
+
+    Inference is batched across envs in ``torch.inference_mode``; observations go to the device as uint8
+    (the model scales them), so the host-to-device copy is a quarter of a float copy.
+    """
+    obs = env.reset()
+    steps = 0
+    with torch.inference_mode():
+        while not ledger.complete:
+            if max_steps is not None and steps >= max_steps:
+                raise EvaluationError(
+                    f"evaluation did not finish {ledger.per_env} episodes per env within {max_steps} steps"
+                )
+            x = torch.from_numpy(np.ascontiguousarray(obs)).to(device, non_blocking=True)
+            actions = sampler(model(x).logits)
+            obs, finished = env.step(actions)
+            steps += 1
+            for ep in finished:
+                if ledger.add(ep) and progress is not None:
+                    progress(1)
+    return steps
+
+
+def evaluate(
+    model: torch.nn.Module,
+    game: str,
+    cfg: EvalConfig,
+    *,
+    train_env_seeds: Sequence[int] = (),
+    env: EvalEnv | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Play ``cfg.episodes`` episodes of ``game`` and return the eval.json body (without provenance).
+
+    ``env`` defaults to ``fls.envs`` evaluation env for ``game`` seeded ``cfg.seed + i``; tests pass a fake.
+    """
+    from tqdm import tqdm
+
+    from fls.device import resolve_device
+
+    cfg.validate()
+    num_actions = getattr(model, "num_actions", None)
+    spec = getattr(model, "spec", None)
+    if num_actions is not None:
+        check_action_set(num_actions, game)
+    seeds = cfg.env_seeds()
+    check_seeds(seeds, train_env_seeds)
+    dev = torch.device(device) if device is not None else resolve_device(cfg.device)
+    model = model.to(dev).eval()
+
+    own_env = env is None
+    if env is None:
+        env = open_eval_env(game, cfg)
+    if env.num_envs != cfg.num_envs:
+        raise EvaluationError(f"env has {env.num_envs} envs but num_envs is {cfg.num_envs}")
+    ledger = EpisodeLedger(cfg.num_envs, cfg.per_env)
+    sampler = ActionSampler(cfg.seed, cfg.deterministic)
+    bar = tqdm(total=cfg.episodes, desc=f"evaluate {game}", unit="ep", disable=not progress, leave=False)
+    t0 = time.perf_counter()
+    try:
+        vec_steps = run_episodes(model, env, ledger, sampler, dev, progress=bar.update)
+    finally:
+        bar.close()
+        if own_env:
+            env.close()
+    wall = time.perf_counter() - t0
+    rows = ledger.rows()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "game": game,
+        "base_game": base_game(game).name,
+        "arch": spec.id if spec is not None else None,
+        "num_actions": int(num_actions) if num_actions is not None else None,
+        "config": resolved(cfg),
+        "device": str(dev),
+        "eval_env_seeds": seeds,
+        "train_env_seeds": sorted(int(s) for s in train_env_seeds),
+        "summary": summarize(rows),
+        "episodes": rows,
+        "timing": {
+            "wall_s": wall,
+            "vector_steps": vec_steps,
+            "agent_steps": vec_steps * cfg.num_envs,
+            "agent_steps_per_s": vec_steps * cfg.num_envs / wall if wall > 0 else None,
+            "ignored_episodes": ledger.ignored,
+        },
+    }
+
+
+class VecEnvAdapter:
+    """``fls.envs.AtariVecEnv`` seen through ``EvalEnv``: observations plus the whole games just finished."""
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+        self.num_envs = env.num_envs
+
+    @property
+    def env_seeds(self) -> list[int]:
+        return self.env.env_seeds
+
+    def reset(self) -> np.ndarray:
+        return self.env.reset()
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, list[Episode]]:
+        out = self.env.step(actions)
+        finished = [
+            Episode(env=e.env, reward=e.ret, length_frames=e.frames, length_steps=e.length, truncated=e.truncated)
+            for e in self.env.pop_episodes()
+        ]
+        return out.obs, finished
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def open_eval_env(game: str, cfg: EvalConfig) -> VecEnvAdapter:
+    """Whole-game env for ``game`` (BreakoutInfinite included), env i seeded ``cfg.seed + i``.
+
+    No-op reset (1..30) and FIRE after reset and after each lost life, as in training; unclipped scores.
+    """
+    from fls.envs import make_eval_env
+
+    return VecEnvAdapter(make_eval_env(game, cfg.num_envs, cfg.seed, cfg.max_frames))
+
+
+def episodes_csv(rows: Sequence[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(EPISODE_FIELDS), lineterminator="\n")
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: row[k] for k in EPISODE_FIELDS})
+    return buf.getvalue()
+
+
+def write_outputs(result: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """``OUT/eval.json`` (everything) and ``OUT/episodes.csv`` (the episode rows), each written atomically."""
+    out = Path(out_dir)
+    paths = {"eval": out / "eval.json", "episodes": out / "episodes.csv"}
+    atomic_write_text(paths["episodes"], episodes_csv(result["episodes"]))
+    atomic_write_json(paths["eval"], result)
+    return paths
+
+
+def config_with(cfg: EvalConfig, **changes: Any) -> EvalConfig:
+    new = dataclasses.replace(cfg, **changes)
+    new.validate()
+    return new
+
+
+def load_subject(
+    *,
+    run: str | Path | None = None,
+    checkpoint: str | Path | None = None,
+    arch: str | None = None,
+    init_seed: int | None = None,
+    num_actions: int | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The policy to evaluate: a trained run / checkpoint, or (for smoke tests) a freshly initialised ``arch``.
+
+    ``meta["checkpoint"]`` is what eval.json records about where the weights came from.
+    """
+    from fls.checkpoint import load_policy, resolve_policy_file
+    from fls.models import build_model
+
+    given = [name for name, v in (("--run", run), ("--checkpoint", checkpoint), ("--arch", arch)) if v is not None]
+    if len(given) != 1:
+        raise EvaluationError(
+            "give exactly one of --run DIR, --checkpoint FILE or --arch ID (fresh model)"
+            + (f"; got {', '.join(given)}" if given else "")
+        )
+    if init_seed is not None and arch is None:
+        raise EvaluationError("--init-seed only applies to a freshly initialised model (--arch)")
+    if arch is not None:
+        if num_actions is None:
+            raise EvaluationError("--arch needs --game to know the action set")
+        seed = 0 if init_seed is None else int(init_seed)
+        torch.manual_seed(seed)
+        model = build_model(arch, num_actions).to(device).eval()
+        return model, {
+            "arch": model.spec.id,
+            "game": None,
+            "num_actions": num_actions,
+            "checkpoint": {"path": None, "sha256": None, "init_seed": seed, "global_step": 0},
+            "train_env_seeds": [],
+        }
+    path = resolve_policy_file(run if run is not None else checkpoint)
+    model, meta = load_policy(path, device)
+    meta = dict(meta)
+    meta["checkpoint"] = {
+        "path": str(path),
+        "sha256": file_sha256(path),
+        "init_seed": None,
+        "global_step": int(meta.get("global_step", 0)),
+    }
+    meta["train_env_seeds"] = train_env_seeds(meta)
+    return model, meta
+
+
+def evaluate_to_dir(
+    cfg: EvalConfig,
+    out: str | Path,
+    *,
+    run: str | Path | None = None,
+    checkpoint: str | Path | None = None,
+    arch: str | None = None,
+    init_seed: int | None = None,
+    game: str | None = None,
+    video: str | Path | None = None,
+    frames: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """What ``fls evaluate`` does: load, check, evaluate, optionally film, and write OUT/eval.json & co."""
+    from fls.device import resolve_device
+    from fls.runinfo import run_info, write_run_info
+
+    cfg.validate()
+    dev = resolve_device(cfg.device)
+    if arch is not None and game is None:
+        raise EvaluationError("--arch (fresh model) needs --game")
+    num_actions = base_game(game).num_actions if game is not None else None
+    model, meta = load_subject(
+        run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed, num_actions=num_actions, device=dev
+    )
+    game = game if game is not None else str(meta["game"])
+    where = meta["checkpoint"]["path"] or f"fresh {meta['arch']} model"
+    check_action_set(meta["num_actions"], game, where=where)
+    result = evaluate(model, game, cfg, train_env_seeds=meta["train_env_seeds"], device=dev, progress=progress)
+    result["checkpoint"] = meta["checkpoint"]
+    result["trained_on"] = meta["game"]
+    if video is not None or frames is not None:
+        from fls.evaluation.video import make_perception_video
+
+        result["video"] = make_perception_video(model, game, cfg, video=video, frames_dir=frames, device=dev)
+    else:
+        result["video"] = None
+    extra = {"checkpoint": meta["checkpoint"], "game": game, "arch": meta["arch"]}
+    result["run_info"] = run_info(resolved(cfg), stage="evaluate", extra=extra)
+    paths = write_outputs(result, out)
+    write_run_info(Path(out) / "run_info.json", resolved(cfg), stage="evaluate", extra=extra)
+    result["paths"] = {k: str(v) for k, v in paths.items()}
+    return result

@@ -1,0 +1,231 @@
+"""Perception videos in the layout of the paper's Figure 4, for looking at what an agent attends to.
+
+Each video frame stacks two panels:
+  top     the raw 210x160 RGB frame with the saliency (``render_frame``) drawn in white, alpha-blended in
+          proportion to the saliency normalised by its per-frame maximum;
+  bottom  the network's newest 84x84 input frame, upscaled to 160x160 (nearest), in the blue channel, with
+          the 84x84 saliency (``render_84``, same normalisation) in the green channel, as in the paper.
+Models without attention (nature_cnn) get the plain panels with "no attention (<arch>)" written on them.
+
+The video comes from its own short single-env rollout (the vector env used for the score does not expose
+raw RGB frames): the first episode played from env seed ``cfg.seed`` (the seed of evaluation env 0), with
+the same sampled-action policy, cut at ``cfg.video_max_steps`` agent steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import torch
+
+from fls.atomic import atomic_path
+
+FRAME_H, FRAME_W = 210, 160
+PANEL_H = FRAME_W  # the 84x84 input is shown 160x160
+VIDEO_SIZE = (FRAME_H + PANEL_H, FRAME_W)  # (rows, cols) of a composed frame
+WHITE_ALPHA = 0.85  # opacity of the white overlay where the normalised saliency is 1
+FPS = 15  # agent steps per second of video (60 Hz emulator / frame skip 4)
+
+
+class VideoError(ValueError):
+    pass
+
+
+def normalise(saliency: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1] by the map's maximum; an all-zero (or non-finite) map stays zero."""
+    s = np.nan_to_num(np.asarray(saliency, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    s = np.clip(s, 0.0, None)
+    m = float(s.max()) if s.size else 0.0
+    return s / m if m > 1e-12 else np.zeros_like(s)
+
+
+def compose_frame(
+    rgb: np.ndarray,
+    obs_frame: np.ndarray,
+    saliency_frame: np.ndarray | None,
+    saliency_84: np.ndarray | None,
+    *,
+    label: str | None = None,
+) -> np.ndarray:
+    """One Figure-4 video frame, (370, 160, 3) uint8 in RGB order; ``None`` saliency = no attention."""
+    if rgb.shape != (FRAME_H, FRAME_W, 3):
+        raise VideoError(f"raw frame must be (210, 160, 3), got {rgb.shape}")
+    if obs_frame.shape != (84, 84):
+        raise VideoError(f"input frame must be (84, 84), got {obs_frame.shape}")
+    top = rgb.astype(np.float32)
+    if saliency_frame is not None:
+        a = (WHITE_ALPHA * normalise(saliency_frame))[..., None]
+        top = top * (1.0 - a) + 255.0 * a
+    bottom = np.zeros((84, 84, 3), dtype=np.float32)
+    bottom[..., 2] = obs_frame  # blue channel (RGB order)
+    if saliency_84 is not None:
+        bottom[..., 1] = 255.0 * normalise(saliency_84)
+    bottom = cv2.resize(bottom, (FRAME_W, PANEL_H), interpolation=cv2.INTER_NEAREST)
+    out = np.clip(np.concatenate([top, bottom], axis=0), 0, 255).astype(np.uint8)
+    if label:
+        cv2.putText(out, label, (3, FRAME_H + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+class RawFrameEnv(Protocol):
+    """A single env that also yields the raw RGB frame the agent saw last (see ``fls.envs``)."""
+
+    def reset(self) -> tuple[np.ndarray, np.ndarray]:  # obs (4, 84, 84) uint8, rgb (210, 160, 3) uint8
+        ...
+
+    def step(self, action: int) -> tuple[np.ndarray, np.ndarray, float, bool]:  # obs, rgb, reward, game over
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+@dataclass
+class Rollout:
+    frames: list[np.ndarray]  # composed (370, 160, 3) RGB frames
+    steps: int
+    score: float
+    game_over: bool
+
+
+def record_rollout(
+    model: torch.nn.Module,
+    env: RawFrameEnv,
+    sampler: Callable[[torch.Tensor], np.ndarray],
+    device: torch.device,
+    max_steps: int,
+) -> Rollout:
+    """Play one episode (at most ``max_steps`` agent steps), composing a video frame per step.
+
+    Frame t shows the input the agent acted on at step t and the saliency of that decision.
+    """
+    from fls.models.saliency import render_84, render_frame
+
+    spec = model.spec
+    label = None if spec.has_attention else f"no attention ({spec.id})"
+    obs, rgb = env.reset()
+    frames: list[np.ndarray] = []
+    score, game_over, steps = 0.0, False, 0
+    with torch.inference_mode():
+        while steps < max_steps and not game_over:
+            out = model(torch.from_numpy(np.ascontiguousarray(obs))[None].to(device))
+            if spec.has_attention:
+                att = out.attention.float()
+                s_frame = render_frame(att, spec)[0].cpu().numpy()
+                s_84 = render_84(att, spec)[0].cpu().numpy()
+            else:
+                s_frame = s_84 = None
+            frames.append(compose_frame(rgb, obs[-1], s_frame, s_84, label=label))
+            action = int(sampler(out.logits)[0])
+            obs, rgb, reward, game_over = env.step(action)
+            score += float(reward)
+            steps += 1
+    return Rollout(frames=frames, steps=steps, score=score, game_over=game_over)
+
+
+def write_mp4(frames: list[np.ndarray], path: str | Path, fps: int = FPS) -> Path:
+    """Write RGB frames as an mp4 (codec mp4v, which opencv-python-headless can encode), atomically."""
+    if not frames:
+        raise VideoError(f"{path}: no frames to write")
+    h, w = frames[0].shape[:2]
+    target = Path(path)
+    if target.suffix.lower() != ".mp4":
+        raise VideoError(f"{path}: video path must end in .mp4")
+    with atomic_path(target) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+        if not writer.isOpened():
+            raise VideoError(f"{path}: OpenCV could not open an mp4v video writer")
+        try:
+            for f in frames:
+                writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
+    return target
+
+
+def write_pngs(frames: list[np.ndarray], out_dir: str | Path, every: int) -> list[Path]:
+    """Save frames 0, k, 2k, ... as ``step_<t>.png`` (zero-padded step index), each atomically."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for t in range(0, len(frames), every):
+        p = out / f"step_{t:06d}.png"
+        with atomic_path(p) as tmp:
+            if not cv2.imwrite(str(tmp), cv2.cvtColor(frames[t], cv2.COLOR_RGB2BGR)):
+                raise VideoError(f"{p}: OpenCV could not write the PNG")
+        written.append(p)
+    return written
+
+
+def read_video_info(path: str | Path) -> dict[str, Any]:
+    """Frame count and size of a video as OpenCV decodes it (counts decoded frames, not the header)."""
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise VideoError(f"{path}: OpenCV cannot open this video")
+    n, shape = 0, None
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            n += 1
+            shape = frame.shape
+    finally:
+        cap.release()
+    return {"frames": n, "height": shape[0] if shape else None, "width": shape[1] if shape else None}
+
+
+def make_perception_video(
+    model: torch.nn.Module,
+    game: str,
+    cfg: Any,
+    *,
+    video: str | Path | None = None,
+    frames_dir: str | Path | None = None,
+    device: torch.device | str = "cpu",
+    env: RawFrameEnv | None = None,
+) -> dict[str, Any]:
+    """Record the rollout described in the module docstring; write the mp4 and/or PNGs; return a summary."""
+    from fls.evaluation.evaluate import ActionSampler, check_action_set
+
+    if video is None and frames_dir is None:
+        raise VideoError("nothing to write: give a video path and/or a frames directory")
+    if video is not None and Path(video).suffix.lower() != ".mp4":
+        raise VideoError(f"{video}: video path must end in .mp4")
+    check_action_set(model.num_actions, game)
+    dev = torch.device(device)
+    model = model.to(dev).eval()
+    own = env is None
+    if env is None:
+        env = open_video_env(game, cfg.seed, cfg.max_frames)
+    try:
+        # A generator of its own, so that making a video never changes the evaluation's action samples.
+        sampler = ActionSampler(cfg.seed, cfg.deterministic)
+        roll = record_rollout(model, env, sampler, dev, cfg.video_max_steps)
+    finally:
+        if own:
+            env.close()
+    info: dict[str, Any] = {
+        "seed": cfg.seed,
+        "steps": roll.steps,
+        "score": roll.score,
+        "game_over": roll.game_over,
+        "frame_size": list(VIDEO_SIZE),
+        "fps": FPS,
+    }
+    if video is not None:
+        info["video"] = str(write_mp4(roll.frames, video))
+    if frames_dir is not None:
+        info["frames_dir"] = str(frames_dir)
+        info["frame_every"] = cfg.frame_every
+        info["pngs"] = len(write_pngs(roll.frames, frames_dir, cfg.frame_every))
+    return info
+
+
+def open_video_env(game: str, seed: int, max_frames: int) -> RawFrameEnv:
+    raise NotImplementedError("waiting for fls.envs single env")

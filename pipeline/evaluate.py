@@ -1,0 +1,76 @@
+"""`fls evaluate`: score a trained policy over whole-game episodes (SPEC protocol), optionally film it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fls.config import load_config
+from fls.evaluation.evaluate import EvalConfig, evaluate_to_dir
+from pipeline.errors import cli_errors
+from pipeline.options import Arch, Device, Game, OutDir, ParamsFile, RunDir, Seed
+
+
+@cli_errors
+def main(
+    out: OutDir,
+    run: RunDir = None,
+    checkpoint: Annotated[
+        Optional[Path], typer.Option("--checkpoint", help="A checkpoint file (model.pt / checkpoint.pt).", dir_okay=False)
+    ] = None,
+    game: Annotated[
+        Optional[str], typer.Option("--game", help="Game to play (default: the run's game); BreakoutInfinite allowed.")
+    ] = None,
+    episodes: Annotated[Optional[int], typer.Option("--episodes", help="Whole-game episodes in total (8192).")] = None,
+    num_envs: Annotated[Optional[int], typer.Option("--num-envs", help="Parallel envs; must divide --episodes (16).")] = None,
+    seed: Seed = None,
+    max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="Episode cap in raw frames (108000).")] = None,
+    deterministic: Annotated[
+        Optional[bool], typer.Option("--deterministic/--stochastic", help="Argmax actions instead of sampling.")
+    ] = None,
+    video: Annotated[Optional[Path], typer.Option("--video", help="Write a perception video (.mp4) here.", dir_okay=False)] = None,
+    frames: Annotated[Optional[Path], typer.Option("--frames", help="Write every k-th video frame as PNG here.", file_okay=False)] = None,
+    frame_every: Annotated[Optional[int], typer.Option("--frame-every", help="k for --frames (10).")] = None,
+    video_max_steps: Annotated[Optional[int], typer.Option("--video-max-steps", help="Video length cap in agent steps (2000).")] = None,
+    params: ParamsFile = None,
+    device: Device = None,
+    arch: Arch = None,
+    init_seed: Annotated[
+        Optional[int], typer.Option("--init-seed", help="With --arch: seed of the fresh model's initialisation (0).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Evaluate a policy: OUT/eval.json (per-episode scores + summary), OUT/episodes.csv, OUT/run_info.json."""
+    overrides = {
+        "episodes": episodes,
+        "num_envs": num_envs,
+        "seed": seed,
+        "max_frames": max_frames,
+        "deterministic": deterministic,
+        "device": device,
+        "frame_every": frame_every,
+        "video_max_steps": video_max_steps,
+    }
+    cfg = load_config(EvalConfig, params, "evaluate" if params is not None else None, overrides)
+    result = evaluate_to_dir(
+        cfg,
+        out,
+        run=run,
+        checkpoint=checkpoint,
+        arch=arch,
+        init_seed=init_seed,
+        game=game,
+        video=video,
+        frames=frames,
+        progress=not quiet,
+    )
+    s = result["summary"]
+    typer.echo(
+        f"{result['arch']} on {result['game']}: {s['n']} episodes, mean {s['mean']:.1f} +- {s['std']:.1f} "
+        f"(min {s['min']:.0f}, max {s['max']:.0f}, {s['n_truncated']} truncated) -> {result['paths']['eval']}"
+    )
+    if result.get("video"):
+        v = result["video"]
+        typer.echo(f"video: {v['steps']} steps, score {v['score']:.0f}" + (f" -> {v['video']}" if "video" in v else ""))

@@ -1,0 +1,251 @@
+"""Evaluation protocol: episode accounting, cap handling, seeds, action sets, outputs and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fls.checkpoint import save_checkpoint
+from fls.evaluation.evaluate import (
+    ActionSampler,
+    Episode,
+    EpisodeLedger,
+    EvalConfig,
+    EvaluationError,
+    check_action_set,
+    check_seeds,
+    evaluate,
+    summarize,
+    train_env_seeds,
+)
+from fls.models import build_model
+from pipeline.app import app
+
+runner = CliRunner()
+
+
+def episode_length(env: int, k: int) -> int:
+    """Deterministic, env-dependent lengths so that envs finish their episodes at different times."""
+    return 2 + (env * 7 + k * 5) % 11
+
+
+class FakeVecEnv:
+    """Env i plays episodes of ``episode_length(i, k)`` steps worth ``100 * i + k`` points."""
+
+    def __init__(self, num_envs: int) -> None:
+        self.num_envs = num_envs
+        self.k = np.zeros(num_envs, dtype=int)
+        self.t = np.zeros(num_envs, dtype=int)
+        self.steps = 0
+        self.actions: list[np.ndarray] = []
+        self.closed = False
+
+    def reset(self) -> np.ndarray:
+        return np.zeros((self.num_envs, 4, 84, 84), dtype=np.uint8)
+
+    def step(self, actions: np.ndarray):
+        self.actions.append(np.array(actions))
+        self.steps += 1
+        self.t += 1
+        finished = []
+        for i in range(self.num_envs):
+            n = episode_length(i, int(self.k[i]))
+            if self.t[i] == n:
+                finished.append(Episode(env=i, reward=100.0 * i + self.k[i], length_frames=4 * n, length_steps=n, truncated=False))
+                self.k[i] += 1
+                self.t[i] = 0
+        obs = np.full((self.num_envs, 4, 84, 84), self.steps % 256, dtype=np.uint8)
+        return obs, finished
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def fresh(arch: str = "nature_cnn", num_actions: int = 4, seed: int = 0):
+    torch.manual_seed(seed)
+    return build_model(arch, num_actions).eval()
+
+
+def test_ledger_keeps_first_episodes_of_each_env_only():
+    ledger = EpisodeLedger(num_envs=2, per_env=2)
+    assert ledger.add(Episode(1, 5.0, 40, 10, False))
+    assert ledger.add(Episode(1, 6.0, 40, 10, False))
+    assert not ledger.add(Episode(1, 7.0, 40, 10, False))  # env 1 is full: ignored, not counted
+    assert not ledger.complete and ledger.count == 2 and ledger.ignored == 1
+    ledger.add(Episode(0, 1.0, 8, 2, True))
+    ledger.add(Episode(0, 2.0, 8, 2, False))
+    assert ledger.complete
+    rows = ledger.rows()
+    assert [(r["env"], r["index_in_env"], r["reward"]) for r in rows] == [(0, 0, 1.0), (0, 1, 2.0), (1, 0, 5.0), (1, 1, 6.0)]
+    with pytest.raises(ValueError, match="env 3"):
+        ledger.add(Episode(3, 0.0, 4, 1, False))
+
+
+def test_every_env_contributes_exactly_its_first_episodes():
+    cfg = EvalConfig(episodes=24, num_envs=4, seed=1000, device="cpu")
+    env = FakeVecEnv(4)
+    result = evaluate(fresh(), "Breakout", cfg, env=env, progress=False)
+    rows = result["episodes"]
+    assert len(rows) == 24 and result["summary"]["n"] == 24
+    for i in range(4):
+        mine = [r for r in rows if r["env"] == i]
+        assert [r["index_in_env"] for r in mine] == list(range(6))
+        # The reward encodes (env, k): the kept episodes are exactly k = 0..5, in order.
+        assert [r["reward"] for r in mine] == [100.0 * i + k for k in range(6)]
+        assert [r["length_steps"] for r in mine] == [episode_length(i, k) for k in range(6)]
+    # The run lasts until the slowest env has its 6 episodes, and fast envs' extra episodes are dropped.
+    slowest = max(sum(episode_length(i, k) for k in range(6)) for i in range(4))
+    assert env.steps == slowest == result["timing"]["vector_steps"]
+    assert result["timing"]["ignored_episodes"] > 0
+    s = result["summary"]
+    rewards = np.array([r["reward"] for r in rows])
+    assert s["mean"] == pytest.approx(rewards.mean()) and s["std"] == pytest.approx(rewards.std())
+    assert (s["min"], s["max"], s["n_truncated"]) == (0.0, 305.0, 0)
+
+
+def test_actions_are_sampled_reproducibly_and_argmax_when_deterministic():
+    logits = torch.tensor([[0.0, 0.0, 0.0, 0.0]] * 64)
+    a = ActionSampler(7)(logits)
+    b = ActionSampler(7)(logits)
+    assert np.array_equal(a, b) and len(set(a.tolist())) > 1  # seeded, and really sampling
+    peaked = torch.tensor([[0.0, 5.0, 0.0, 0.0], [9.0, 0.0, 0.0, 0.0]])
+    assert ActionSampler(0, deterministic=True)(peaked).tolist() == [1, 0]
+
+
+def test_config_rejects_episodes_not_divisible_by_envs():
+    with pytest.raises(EvaluationError, match=r"episodes \(10\) must be divisible by num_envs \(4\)"):
+        EvalConfig(episodes=10, num_envs=4).validate()
+
+
+def test_seed_overlap_and_action_set_are_checked():
+    check_seeds([1000, 1001], [1, 2, 3])
+    with pytest.raises(EvaluationError, match=r"overlap the training run's env seeds \[1001\]"):
+        check_seeds([1000, 1001], [1001, 1002])
+    meta = {"seed": 9, "config": {"seed": 9, "num_envs": 8}}
+    assert train_env_seeds(meta) == list(range(9, 17))
+    check_action_set(4, "BreakoutInfinite")
+    with pytest.raises(EvaluationError, match="has 18 actions but Breakout has 4"):
+        check_action_set(18, "Breakout")
+    cfg = EvalConfig(episodes=2, num_envs=2, seed=5, device="cpu")
+    with pytest.raises(EvaluationError, match="overlap"):
+        evaluate(fresh(), "Breakout", cfg, train_env_seeds=range(0, 8), env=FakeVecEnv(2), progress=False)
+
+
+def test_summary_of_rows():
+    rows = [{"reward": r, "length_steps": 10, "truncated": t} for r, t in ((1.0, False), (3.0, True))]
+    s = summarize(rows)
+    assert (s["n"], s["mean"], s["std"], s["min"], s["max"], s["n_truncated"]) == (2, 2.0, 1.0, 1.0, 3.0, 1)
+
+
+def test_real_env_run_is_reproducible_and_flags_the_cap():
+    # 100 agent steps per game at most: a random Breakout agent with 5 lives does not finish that fast.
+    cfg = EvalConfig(episodes=4, num_envs=2, seed=1000, max_frames=400, device="cpu")
+    a = evaluate(fresh(), "Breakout", cfg, progress=False)
+    b = evaluate(fresh(), "Breakout", cfg, progress=False)
+    assert a["episodes"] == b["episodes"]
+    assert a["eval_env_seeds"] == [1000, 1001]
+    assert len(a["episodes"]) == 4
+    assert a["summary"]["n_truncated"] == sum(r["truncated"] for r in a["episodes"]) > 0
+    for r in a["episodes"]:
+        assert r["length_frames"] <= 400 and r["length_steps"] * 4 == r["length_frames"]
+        if r["truncated"]:
+            assert r["length_frames"] == 400
+
+
+def test_breakout_infinite_runs_with_a_breakout_model():
+    pytest.importorskip("fls.envs.single")
+    cfg = EvalConfig(episodes=2, num_envs=2, seed=1000, max_frames=200, device="cpu")
+    result = evaluate(fresh(), "BreakoutInfinite", cfg, progress=False)
+    assert result["game"] == "BreakoutInfinite" and result["base_game"] == "Breakout"
+    assert result["summary"]["n"] == 2 and all(r["length_frames"] <= 200 for r in result["episodes"])
+    with pytest.raises(EvaluationError, match="BreakoutInfinite has 4"):
+        evaluate(fresh(num_actions=18), "BreakoutInfinite", cfg, progress=False)
+
+
+def _checkpoint(path, arch="nature_cnn", game="Breakout", num_actions=4, seed=1, num_envs=8):
+    model = fresh(arch, num_actions)
+    save_checkpoint(
+        path,
+        {
+            "arch": arch,
+            "game": game,
+            "num_actions": num_actions,
+            "model": model.state_dict(),
+            "optimizer": None,
+            "update": 0,
+            "global_step": 123,
+            "config": {"seed": seed, "num_envs": num_envs, "arch": arch, "game": game},
+        },
+    )
+    return path
+
+
+def test_cli_fresh_model_writes_documented_outputs(tmp_path):
+    out = tmp_path / "eval"
+    res = runner.invoke(
+        app,
+        ["evaluate", "--arch", "sparse_fls", "--game", "Breakout", "--episodes", "2", "--num-envs", "2",
+         "--max-frames", "200", "--device", "cpu", "--quiet", "--out", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "eval.json").read_text())
+    assert data["arch"] == "sparse_fls" and data["game"] == "Breakout"
+    assert data["checkpoint"]["init_seed"] == 0 and data["checkpoint"]["sha256"] is None
+    assert data["config"]["episodes"] == 2 and data["eval_env_seeds"] == [1000, 1001]
+    assert set(data["summary"]) >= {"n", "mean", "std", "min", "max", "n_truncated"}
+    assert set(data["episodes"][0]) == {"env", "index_in_env", "reward", "length_frames", "length_steps", "truncated"}
+    assert data["run_info"]["stage"] == "evaluate"
+    with open(out / "episodes.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 2
+    assert json.loads((out / "run_info.json").read_text())["config"]["num_envs"] == 2
+
+
+def test_cli_checkpoint_records_hash_and_training_seeds(tmp_path):
+    ckpt = _checkpoint(tmp_path / "model.pt")
+    out = tmp_path / "eval"
+    res = runner.invoke(
+        app,
+        ["evaluate", "--checkpoint", str(ckpt), "--episodes", "2", "--num-envs", "2", "--max-frames", "100",
+         "--device", "cpu", "--quiet", "--out", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "eval.json").read_text())
+    import hashlib
+
+    assert data["checkpoint"]["sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert data["checkpoint"]["global_step"] == 123
+    assert data["train_env_seeds"] == list(range(1, 9)) and data["game"] == "Breakout"
+
+
+@pytest.mark.parametrize(
+    "setup, extra, message",
+    [
+        ("missing", [], "no such checkpoint"),
+        ("truncated", [], "not a readable checkpoint"),
+        ("seaquest", ["--game", "Breakout"], "has 18 actions but Breakout has 4"),
+        ("overlap", ["--seed", "1004"], "overlap the training run's env seeds"),
+        ("good", ["--episodes", "3", "--num-envs", "2"], "must be divisible by num_envs"),
+    ],
+)
+def test_cli_bad_input_gives_one_line_error(tmp_path, setup, extra, message):
+    path = tmp_path / "model.pt"
+    if setup == "truncated":  # a copy cut short, as after a full disk
+        _checkpoint(path)
+        path.write_bytes(path.read_bytes()[:5000])
+    elif setup == "seaquest":
+        _checkpoint(path, game="Seaquest", num_actions=18)
+    elif setup in ("overlap", "good"):
+        _checkpoint(path, seed=1000, num_envs=8)
+    res = runner.invoke(
+        app, ["evaluate", "--checkpoint", str(path), "--max-frames", "100", "--device", "cpu", "--quiet",
+              "--out", str(tmp_path / "o"), *extra]
+    )
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.strip().splitlines() if ln]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], res.output
+    assert not (tmp_path / "o" / "eval.json").exists()
