@@ -26,6 +26,13 @@ _STAGES: list[tuple[str, str, str, str]] = [
     ("pipeline.grid", "app", "grid", "group"),
 ]
 
+
+
+@app.callback()
+def _root() -> None:
+    """Free-Lunch Saliency reproduction: every pipeline stage is a subcommand."""
+
+
 for _module, _attr, _name, _kind in _STAGES:
     try:
         _mod = importlib.import_module(_module)
