@@ -1,0 +1,87 @@
+"""Atari-HEAD (Zenodo record 3451402): download, parse, preprocess, and a synthetic stand-in sample.
+
+The human gaze recordings are the ground truth the saliency metrics score against, so they must be
+replayed through exactly the agents' preprocessing. Submodules: ``download`` (Zenodo, resumable, md5
+checked), ``parse`` (trials straight out of the game zips), ``preprocess`` (network inputs + fixation
+unions per input, one NPZ per trial), ``dataset`` (reader for that format), ``sample`` (a small
+synthetic dataset in the real on-disk layout), ``zenodo_server`` (a local stand-in for the Zenodo API).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fls.games import get_game
+
+RECORD_ID = "3451402"
+API_URL = "https://zenodo.org/api"
+RECORD_PAGE = f"https://zenodo.org/records/{RECORD_ID}"
+
+# Atari-HEAD zip stems of the five games the paper scores (there is no BeamRider in Atari-HEAD).
+HEAD_GAMES: tuple[str, ...] = ("breakout", "enduro", "ms_pacman", "seaquest", "space_invaders")
+
+# Raw frame geometry (rows, cols); gaze x is a column in [0, 160), y a row in [0, 210).
+FRAME_ROWS = 210
+FRAME_COLS = 160
+NUM_FULL_ACTIONS = 18  # the label files use ALE's full action enum
+
+
+class AtariHeadError(ValueError):
+    """Bad or unexpected Atari-HEAD data; the message names the file/trial (and line) at fault."""
+
+
+def head_game(name: str) -> str:
+    """Atari-HEAD zip stem for a game given by any of its names ("Breakout", "breakout", "ms_pacman")."""
+    game = get_game(name)
+    if game.atari_head is None:
+        raise AtariHeadError(f"game '{name}' is not in Atari-HEAD (available: {', '.join(HEAD_GAMES)})")
+    return game.atari_head
+
+
+def paper_game(head_name: str) -> str:
+    """The paper's game name ("MsPacman") for an Atari-HEAD zip stem ("ms_pacman")."""
+    return get_game(head_name).name
+
+
+def parse_games(games: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """Atari-HEAD stems from a comma list or sequence; ``None``/"all" means the five games."""
+    if games is None:
+        return list(HEAD_GAMES)
+    items = [g.strip() for g in games.split(",")] if isinstance(games, str) else [str(g).strip() for g in games]
+    items = [g for g in items if g]
+    if not items or items == ["all"]:
+        return list(HEAD_GAMES)
+    out: list[str] = []
+    for g in items:
+        h = head_game(g)
+        if h not in out:
+            out.append(h)
+    return out
+
+
+@dataclass
+class AtariHeadConfig:
+    """The ``atari_head`` section of params.yaml (download and preprocess settings)."""
+
+    games: list[str] = field(default_factory=lambda: list(HEAD_GAMES))
+    api_url: str = API_URL
+    record_id: str = RECORD_ID
+    retries: int = 5
+    backoff: float = 2.0  # seconds; doubled after each failed attempt
+    timeout: float = 60.0  # seconds per socket operation
+    skip_bad_trials: bool = False
+    sample_seed: int = 0
+
+    def validate(self) -> None:
+        from fls.config import ConfigError
+
+        if self.retries < 0:
+            raise ConfigError(f"atari_head: field 'retries' must be >= 0, got {self.retries}")
+        if self.backoff < 0:
+            raise ConfigError(f"atari_head: field 'backoff' must be >= 0, got {self.backoff}")
+        if self.timeout <= 0:
+            raise ConfigError(f"atari_head: field 'timeout' must be > 0, got {self.timeout}")
+        try:
+            self.games = parse_games(self.games)
+        except ValueError as exc:
+            raise ConfigError(f"atari_head: field 'games': {exc}") from None
