@@ -1,0 +1,351 @@
+"""NSS, KL divergence and shuffled AUC of saliency maps against human fixation counts (SPEC "Saliency metrics").
+
+One module so that every caller (scoring, reports, benchmarks, tests) uses the same definitions. Every
+metric takes a single map ``(H, W)`` or a batch ``(B, H, W)`` of saliency maps and integer fixation-count
+maps of the same shape, and returns a float (or a ``(B,)`` float64 array). A metric that is undefined for an
+input returns NaN: callers drop NaN and count it, they never treat it as zero.
+
+Undefined for every metric: an input without any fixation (all counts 0), or a saliency map with a
+non-finite value. Besides:
+
+- NSS is undefined for a flat (constant) map, whose standard deviation is 0.
+- KL is undefined for a map with a negative value or with no positive value, and wherever the blurred
+  fixation map is positive but the saliency is 0 (relative to the map's maximum, see ``KL_ZERO_RTOL``):
+  the divergence is infinite there, so no epsilon is added to paper over it.
+- Shuffled AUC is undefined for a flat map (min-max normalisation divides by 0) and when the negative map
+  (the summed fixations of the other inputs) is empty.
+
+"Flat" means ``max - min <= FLAT_ATOL + FLAT_RTOL * max(|min|, |max|)``, which is ``np.isclose(min, max)``
+made symmetric: the authors' test for shuffled AUC, applied to NSS too so that both are defined on the same
+maps (the authors tested ``np.isclose(std, 0)`` for NSS, which differs only for maps whose whole range is
+below 1e-5 of their magnitude). All arithmetic is float64. See docs/saliency_metrics.md for the protocol.
+"""
+
+from __future__ import annotations
+
+import functools
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+
+FRAME_SHAPE = (210, 160)
+FLAT_ATOL = 1e-8
+FLAT_RTOL = 1e-5
+KL_ZERO_RTOL = 1e-8  # saliency <= KL_ZERO_RTOL * max(saliency) counts as 0 (authors: np.isclose(s, 0) on raw s)
+KL_TRUNCATE = 4.0  # Gaussian kernel radius in sigmas: OpenCV's automatic size for float images (41 taps at sigma 5)
+
+
+class MetricInputError(ValueError):
+    """Saliency/fixation arrays that cannot be scored (wrong shapes, negative counts)."""
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+
+
+def _as_batch(saliency: np.ndarray, fixations: np.ndarray, what: str = "fixations") -> tuple[np.ndarray, np.ndarray, bool]:
+    s = np.asarray(saliency, dtype=np.float64)
+    f = np.asarray(fixations)
+    single = s.ndim == 2
+    if single:
+        s = s[None]
+        f = f[None] if f.ndim == 2 else f
+    if s.ndim != 3:
+        raise MetricInputError(f"saliency must have shape (H, W) or (B, H, W), got {np.shape(saliency)}")
+    if f.shape != s.shape:
+        raise MetricInputError(f"{what} shape {np.shape(fixations)} does not match saliency shape {np.shape(saliency)}")
+    if f.size and not np.issubdtype(f.dtype, np.number):
+        raise MetricInputError(f"{what} must be numeric counts, got dtype {f.dtype}")
+    if f.size and f.min() < 0:
+        raise MetricInputError(f"{what} must be non-negative counts, got a minimum of {f.min()}")
+    return s, f.astype(np.float64, copy=False), single
+
+
+def _result(values: np.ndarray, single: bool) -> float | np.ndarray:
+    return float(values[0]) if single else values
+
+
+def _common_undefined(s: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """(B,) True where no metric is defined: no fixation, or a non-finite saliency value."""
+    flat_s = s.reshape(len(s), -1)
+    return (f.reshape(len(f), -1).sum(axis=1) <= 0) | ~np.isfinite(flat_s).all(axis=1)
+
+
+def _flat(smin: np.ndarray, smax: np.ndarray) -> np.ndarray:
+    scale = np.maximum(np.abs(smin), np.abs(smax))
+    return (smax - smin) <= FLAT_ATOL + FLAT_RTOL * scale
+
+
+# ---------------------------------------------------------------------------------------------------- NSS
+
+
+def nss(saliency: np.ndarray, fixations: np.ndarray) -> float | np.ndarray:
+    """Normalized scanpath saliency: the fixation-count-weighted mean of the standardised map.
+
+    The map is standardised with its population std (ddof 0, like ``np.std``). Undefined (NaN) for a flat
+    map, no fixation, or a non-finite map. Unchanged by ``a * s + b`` with ``a > 0``.
+    """
+    s, f, single = _as_batch(saliency, fixations)
+    b = len(s)
+    out = np.full(b, np.nan)
+    s2 = s.reshape(b, -1)
+    f2 = f.reshape(b, -1)
+    bad = _common_undefined(s, f)
+    ok = ~bad
+    if ok.any():
+        sk = s2[ok]
+        ok_idx = np.flatnonzero(ok)
+        flat = _flat(sk.min(axis=1), sk.max(axis=1))
+        mean = sk.mean(axis=1, keepdims=True)
+        std = sk.std(axis=1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (sk - mean) / std
+            val = (z * f2[ok]).sum(axis=1) / f2[ok].sum(axis=1)
+        val[flat] = np.nan
+        out[ok_idx] = val
+    return _result(out, single)
+
+
+# ----------------------------------------------------------------------------------------------------- KL
+
+
+@functools.lru_cache(maxsize=16)
+def gaussian_blur_matrix(n: int, sigma: float, truncate: float = KL_TRUNCATE) -> np.ndarray:
+    """(n, n) matrix M with ``M @ x`` = 1-D Gaussian blur of x, exactly as OpenCV's ``GaussianBlur`` does it.
+
+    Kernel: ``exp(-d^2 / (2 sigma^2))`` for ``|d| <= round(truncate * sigma)``, normalised to sum 1 (OpenCV picks
+    ``ksize = round(8 sigma + 1) | 1`` for float images, i.e. radius 4 sigma: 41 taps at sigma 5). Boundary:
+    reflect-101 (``dcb|abcd|cba``; OpenCV's default, scipy's ``mode='mirror'``), folded into the matrix. A 2-D
+    blur is then ``My @ F @ Mx.T``, one batched matrix product for many maps. Read-only (cached).
+    """
+    if n < 2:
+        raise MetricInputError(f"blur needs at least 2 pixels per axis, got {n}")
+    radius = int(np.floor(truncate * sigma + 0.5))
+    offsets = np.arange(-radius, radius + 1)
+    kernel = np.exp(-(offsets.astype(np.float64) ** 2) / (2.0 * sigma * sigma))
+    kernel /= kernel.sum()
+    m = np.zeros((n, n))
+    rows = np.arange(n)
+    period = 2 * (n - 1)
+    for off, w in zip(offsets, kernel):
+        j = np.mod(rows + off, period)
+        j = np.where(j >= n, period - j, j)  # reflect-101 (valid for any offset, by periodicity)
+        np.add.at(m, (rows, j), w)
+    m.setflags(write=False)
+    return m
+
+
+def blur_fixations(fixations: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian-blurred fixation counts, ``(H, W)`` or ``(B, H, W)`` float64 (see ``gaussian_blur_matrix``)."""
+    f = np.asarray(fixations, dtype=np.float64)
+    h, w = f.shape[-2:]
+    my = gaussian_blur_matrix(h, float(sigma))
+    mx = gaussian_blur_matrix(w, float(sigma))
+    return np.matmul(np.matmul(my, f), mx.T)
+
+
+def kl_divergence(saliency: np.ndarray, fixations: np.ndarray, sigma: float = 5.0) -> float | np.ndarray:
+    """KL(blurred fixations || saliency), both normalised to sum 1, natural log (nats).
+
+    ``sigma`` is the blur in pixels of the maps given (5 at 210x160, 2 at 84x84). Terms with zero blurred
+    fixation contribute 0. No epsilon: undefined (NaN) where the blurred fixations are positive but the
+    saliency is 0 (``<= KL_ZERO_RTOL * max``), for a map with a negative value or none positive, for no fixation
+    or a non-finite map. Unchanged by ``a * s`` with ``a > 0``.
+    """
+    s, f, single = _as_batch(saliency, fixations)
+    b = len(s)
+    out = np.full(b, np.nan)
+    ok = ~_common_undefined(s, f)
+    if ok.any():
+        sk = s[ok].reshape(int(ok.sum()), -1)
+        fb = blur_fixations(f[ok], sigma).reshape(len(sk), -1)
+        smax = sk.max(axis=1, keepdims=True)
+        valid = (sk.min(axis=1) >= 0) & (smax[:, 0] > 0)
+        support = fb > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            zero_on_support = (support & (sk <= KL_ZERO_RTOL * smax)).any(axis=1)
+            p = fb / fb.sum(axis=1, keepdims=True)
+            q = sk / sk.sum(axis=1, keepdims=True)
+            terms = np.where(support, p * (np.log(np.where(support, p, 1.0)) - np.log(np.where(support, q, 1.0))), 0.0)
+        val = terms.sum(axis=1)
+        val[~valid | zero_on_support] = np.nan
+        out[np.flatnonzero(ok)] = val
+    return _result(out, single)
+
+
+# ------------------------------------------------------------------------------------------- shuffled AUC
+
+
+def trial_key(trial_id: object) -> int:
+    """Stable 32-bit key of a trial id for seeding (``hash()`` is salted per process, CRC32 is not)."""
+    return zlib.crc32(str(trial_id).encode("utf-8"))
+
+
+def input_rng(seed: int, trial: object, k: int) -> np.random.Generator:
+    """The random stream of input ``k`` of a trial: independent of batching, trial order and subsetting."""
+    return np.random.default_rng([int(seed), trial_key(trial), int(k)])
+
+
+def choose_other_inputs(rng: np.random.Generator, k: int, has_fixation: np.ndarray, n_other: int = 10) -> np.ndarray:
+    """Indices of ``n_other`` other inputs of the trial, drawn uniformly with replacement, once per input.
+
+    Like the authors' code (once per input, uniform, with replacement, never ``k`` itself), except that only
+    inputs with at least one fixation are candidates, so the negative map is never empty by bad luck (the
+    authors' code would fail an assertion then). Returns an empty array if no other input has a fixation.
+    """
+    candidates = np.flatnonzero(np.asarray(has_fixation, dtype=bool))
+    candidates = candidates[candidates != k]
+    if len(candidates) == 0 or n_other <= 0:
+        return np.zeros(0, dtype=np.int64)
+    return candidates[rng.integers(0, len(candidates), size=n_other)]
+
+
+def _rngs(rng: np.random.Generator | Sequence[np.random.Generator] | int | None, b: int) -> list[np.random.Generator]:
+    if isinstance(rng, np.random.Generator):
+        return [rng] * b  # consumed map after map
+    if rng is None or isinstance(rng, (int, np.integer)):
+        return [np.random.default_rng(rng)] * b
+    rngs = list(rng)
+    if len(rngs) != b:
+        raise MetricInputError(f"need one random generator per map: got {len(rngs)} for {b} maps")
+    return rngs
+
+
+def auc_per_draw(values: np.ndarray, pos_idx: np.ndarray, pos_counts: np.ndarray, neg_idx: np.ndarray) -> np.ndarray:
+    """AUC of positives vs negatives for every row of ``neg_idx`` at once (Mann-Whitney U, ties count 1/2).
+
+    ``values``: flat saliency; positives are ``values[pos_idx]`` each counted ``pos_counts`` times; ``neg_idx``
+    ``(D, N)`` holds the pixels of D draws of N negatives. Each distinct negative pixel is ranked once among
+    the sorted positives (its U contribution = positives above it + half the tied ones, i.e. midranks), then
+    every draw sums its negatives' contributions: O((P + N D) log P), no pairwise comparisons.
+    """
+    support, inverse = np.unique(neg_idx, return_inverse=True)
+    return _auc_from_support(values, pos_idx, pos_counts, support, inverse.reshape(neg_idx.shape))
+
+
+def _auc_from_support(
+    values: np.ndarray, pos_idx: np.ndarray, pos_counts: np.ndarray, support: np.ndarray, drawn: np.ndarray
+) -> np.ndarray:
+    """Per-draw AUCs when draw d picked the pixels ``support[drawn[d]]``."""
+    pos_vals = values[pos_idx]
+    order = np.argsort(pos_vals, kind="stable")
+    sorted_vals = pos_vals[order]
+    cum = np.concatenate([[0.0], np.cumsum(pos_counts[order], dtype=np.float64)])
+    n_pos = cum[-1]
+    nv = values[support]
+    below = cum[np.searchsorted(sorted_vals, nv, side="left")]
+    at_or_below = cum[np.searchsorted(sorted_vals, nv, side="right")]
+    u_contrib = (n_pos - at_or_below) + 0.5 * (at_or_below - below)
+    return u_contrib[drawn].mean(axis=1) / n_pos
+
+
+def _draw_support(rng: np.random.Generator, negative_map_flat: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    m = np.asarray(negative_map_flat, dtype=np.float64)
+    nz = np.flatnonzero(m)
+    p = m[nz] / m.sum()
+    cdf = np.cumsum(p)
+    cdf /= cdf[-1]
+    return nz, _inverse_cdf(cdf, rng.random(shape))
+
+
+def _inverse_cdf(cdf: np.ndarray, u: np.ndarray, max_steps: int = 8) -> np.ndarray:
+    """``np.searchsorted(cdf, u, side="right")``, exactly, but ~4x faster for many unsorted ``u``.
+
+    A guide table (Chen & Asau) gives, for the bucket ``floor(u * G)`` of each ``u``, the first index whose cdf
+    exceeds the bucket's lower edge, a lower bound of the answer; a few vectorised steps walk up to the
+    answer, and the rare ``u`` still unresolved after ``max_steps`` fall back to binary search.
+    """
+    g = 2 * len(cdf)
+    guide = np.searchsorted(cdf, np.arange(g) / g, side="right")
+    idx = guide[np.minimum((u * g).astype(np.int64), g - 1)]
+    for _ in range(max_steps):
+        step = cdf[idx] <= u
+        if not step.any():
+            return idx
+        idx += step
+    rest = cdf[idx] <= u
+    if rest.any():
+        idx[rest] = np.searchsorted(cdf, u[rest], side="right")
+    return idx
+
+
+def draw_negatives(rng: np.random.Generator, negative_map_flat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Pixels drawn with replacement, proportional to the counts of ``negative_map_flat``.
+
+    Inverse-CDF sampling over the non-zero pixels only; draws the same pixels as
+    ``rng.choice(len(m), size=shape, p=m / m.sum())`` (same uniforms, same cumulative sums: zero-probability
+    pixels add exact zeros), without building a full-size CDF.
+    """
+    nz, drawn = _draw_support(rng, negative_map_flat, shape)
+    return nz[drawn]
+
+
+def shuffled_auc(
+    saliency: np.ndarray,
+    fixations: np.ndarray,
+    negative_maps: np.ndarray,
+    *,
+    n_draws: int = 100,
+    rng: np.random.Generator | Sequence[np.random.Generator] | int | None = 0,
+    return_draws: bool = False,
+) -> float | np.ndarray | tuple[float | np.ndarray, np.ndarray]:
+    """Shuffled AUC (Borji et al.): fixated pixels vs pixels fixated on other inputs of the same trial.
+
+    The map is min-max normalised. Positives: the normalised saliency at every fixation, a pixel counted as
+    often as it was fixated (``P = fixations.sum()`` values). Negatives: ``P`` pixels drawn with replacement
+    in proportion to ``negative_maps`` (the summed fixation counts of the other inputs, see
+    ``choose_other_inputs``). The AUC (ties count 1/2) is averaged over ``n_draws`` such draws.
+
+    ``rng``: one generator per map (scoring passes ``input_rng``), or one generator / int seed consumed map
+    after map. Undefined (NaN, no random numbers consumed) for a flat map, an empty negative map, no
+    fixation, or a non-finite map. ``return_draws`` also returns the ``(B, n_draws)`` per-draw AUCs.
+    """
+    s, f, single = _as_batch(saliency, fixations)
+    neg = np.asarray(negative_maps)
+    if neg.ndim == 2 and single:
+        neg = neg[None]
+    if neg.shape != s.shape:
+        raise MetricInputError(f"negative_maps shape {np.shape(negative_maps)} does not match saliency shape {np.shape(saliency)}")
+    if neg.size and neg.min() < 0:
+        raise MetricInputError(f"negative_maps must be non-negative counts, got a minimum of {neg.min()}")
+    if n_draws < 1:
+        raise MetricInputError(f"n_draws must be >= 1, got {n_draws}")
+    b = len(s)
+    rngs = _rngs(rng, b)
+    out = np.full(b, np.nan)
+    draws = np.full((b, n_draws), np.nan)
+    bad = _common_undefined(s, f)
+    s2 = s.reshape(b, -1)
+    f2 = f.reshape(b, -1)
+    n2 = neg.reshape(b, -1).astype(np.float64)
+    for i in range(b):
+        if bad[i] or n2[i].sum() <= 0:
+            continue
+        smin, smax = s2[i].min(), s2[i].max()
+        if _flat(np.asarray(smin), np.asarray(smax)):
+            continue
+        values = (s2[i] - smin) / (smax - smin)
+        pos_idx = np.flatnonzero(f2[i])
+        pos_counts = f2[i][pos_idx]
+        n_pos = int(round(pos_counts.sum()))
+        support, drawn = _draw_support(rngs[i], n2[i], (n_draws, n_pos))
+        d = _auc_from_support(values, pos_idx, pos_counts, support, drawn)
+        draws[i] = d
+        out[i] = d.mean()
+    res = _result(out, single)
+    if return_draws:
+        return res, (draws[0] if single else draws)
+    return res
+
+
+def summarise(values: np.ndarray) -> dict[str, float | int | None]:
+    """Mean/std over the defined (finite) values, and how many were defined or undefined (NaN)."""
+    v = np.asarray(values, dtype=np.float64)
+    defined = v[np.isfinite(v)]
+    n = int(defined.size)
+    return {
+        "mean": float(defined.mean()) if n else None,
+        "std": float(defined.std()) if n else None,
+        "n_defined": n,
+        "n_undefined": int(v.size - n),
+    }
