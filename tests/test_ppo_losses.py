@@ -123,3 +123,17 @@ def test_explained_variance():
     assert explained_variance(y, y) == pytest.approx(1.0)
     assert explained_variance(torch.zeros(3), y) == pytest.approx(1.0 - (2 / 3) / (2 / 3))
     assert math.isnan(explained_variance(y, torch.ones(3)))
+
+
+def test_mask_drops_forced_steps_from_policy_terms_only():
+    # Sample 1 is a forced FIRE step (mask False): huge advantage and ratio must not matter for the policy,
+    # but its value error must count in the value loss.
+    new = torch.log(torch.tensor([1.05, 3.0]))
+    out = ppo_losses(new, torch.zeros(2), adv=torch.tensor([2.0, 100.0]),
+                     new_v=torch.tensor([0.0, 0.0]), old_v=torch.tensor([0.0, 0.0]), returns=torch.tensor([0.0, 0.1]),
+                     entropy=torch.tensor([1.0, 9.0]), clip=0.1, vf_coef=0.5, ent_coef=0.0,
+                     norm_adv=False, mask=torch.tensor([True, False]))
+    assert out.policy_loss.item() == pytest.approx(-2.0 * 1.05)
+    assert out.entropy.item() == pytest.approx(1.0)
+    assert out.clipfrac.item() == 0.0
+    assert out.value_loss.item() == pytest.approx(0.5 * (0.0 + 0.01) / 2)

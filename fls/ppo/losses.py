@@ -81,20 +81,29 @@ def ppo_losses(
     *,
     norm_adv: bool = True,
     clip_vloss: bool = True,
+    mask: torch.Tensor | None = None,
 ) -> PPOLoss:
     """Baselines PPO2 loss on one minibatch (all inputs 1-D over the minibatch; ``entropy`` per sample).
 
     Policy: mean of max(-A * r, -A * clip(r, 1 - c, 1 + c)). Value: 0.5 * mean of
     max((v - R)^2, (v_old + clip(v - v_old, -c, c) - R)^2), the same ``c`` as the policy
     (``clip_vloss=False`` gives the plain 0.5 * mean((v - R)^2)).
+
+    ``mask`` (bool, optional) marks the samples whose action the agent really took. The others (the FIRE
+    forced after a lost life, see ``fls.envs.vector``) are left out of every policy term (advantage
+    normalisation, policy loss, entropy, approx_kl, clipfrac) but still train the value function:
+    their state and reward are real, only the action was not the policy's.
     """
-    if norm_adv:
+    if mask is not None and not bool(mask.all()):
+        keep = mask.bool()
+        new_logp, old_logp, adv, entropy = new_logp[keep], old_logp[keep], adv[keep], entropy[keep]
+    if norm_adv and adv.numel() > 0:
         adv = normalize_advantages(adv)
     logratio = new_logp - old_logp
     ratio = logratio.exp()
     pg_losses1 = -adv * ratio
     pg_losses2 = -adv * torch.clamp(ratio, 1.0 - clip, 1.0 + clip)
-    policy_loss = torch.max(pg_losses1, pg_losses2).mean()
+    policy_loss = _mean0(torch.max(pg_losses1, pg_losses2))
 
     v_loss_unclipped = (new_v - returns) ** 2
     if clip_vloss:
@@ -104,12 +113,17 @@ def ppo_losses(
     else:
         value_loss = 0.5 * v_loss_unclipped.mean()
 
-    entropy_mean = entropy.mean()
+    entropy_mean = _mean0(entropy)
     loss = policy_loss - ent_coef * entropy_mean + vf_coef * value_loss
     with torch.no_grad():
-        approx_kl = 0.5 * (logratio**2).mean()
-        clipfrac = ((ratio - 1.0).abs() > clip).float().mean()
+        approx_kl = 0.5 * _mean0(logratio**2)
+        clipfrac = _mean0(((ratio - 1.0).abs() > clip).float())
     return PPOLoss(loss, policy_loss, value_loss, entropy_mean, approx_kl, clipfrac)
+
+
+def _mean0(x: torch.Tensor) -> torch.Tensor:
+    """Mean that is 0 (still differentiable) for an empty selection, e.g. a minibatch of forced steps only."""
+    return x.mean() if x.numel() else x.sum()
 
 
 def explained_variance(pred: torch.Tensor, target: torch.Tensor) -> float:

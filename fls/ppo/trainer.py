@@ -1,0 +1,496 @@
+"""The PPO training loop (Baselines PPO2 semantics, CleanRL layout) with checkpoints and resume.
+
+One call of ``train(cfg, out_dir)`` either starts a run in ``out_dir``, resumes it from
+``out_dir/checkpoint.pt``, or, when ``summary.json`` says it already finished, returns without touching
+anything. Outputs (schemas in docs/training.md): run_info.json, checkpoint.pt, model.pt, metrics.csv,
+episodes.csv, summary.json (written last).
+
+Why the loop looks the way it does:
+* rollouts run under ``torch.inference_mode`` on uint8 observation tensors (the network scales by
+  1/255 itself), so the 1024-step rollout costs little next to the update;
+* on CPU the network runs in channels-last layout, which oneDNN convolutions run markedly faster;
+* rewards are clipped to their sign for learning only; episode statistics use the raw whole-game score
+  reported by ``fls.envs.vector`` (Baselines' Monitor under the episodic-life wrapper);
+* the FIRE step that the env forces after a lost life did not execute the agent's action; it is masked
+  out of the policy terms of the loss (see ``fls.ppo.losses.ppo_losses``) but trains the value function.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.distributions import Categorical
+
+from fls.atomic import atomic_path, atomic_write_json
+from fls.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from fls.config import ConfigError
+from fls.device import resolve_device
+from fls.games import get_game
+from fls.ppo.config import TrainConfig
+from fls.ppo.losses import compute_gae, explained_variance, ppo_losses
+from fls.runinfo import write_run_info
+
+RUN_INFO = "run_info.json"
+CHECKPOINT = "checkpoint.pt"
+MODEL = "model.pt"
+METRICS = "metrics.csv"
+EPISODES = "episodes.csv"
+SUMMARY = "summary.json"
+
+METRIC_COLUMNS = (
+    "global_step",
+    "update",
+    "eprewmean",
+    "episodes",
+    "charts/eplenmean",
+    "charts/learning_rate",
+    "charts/SPS",
+    "time/rollout_s",
+    "time/update_s",
+    "losses/policy_loss",
+    "losses/value_loss",
+    "losses/entropy",
+    "losses/approx_kl",
+    "losses/clipfrac",
+    "losses/explained_variance",
+)
+EPISODE_COLUMNS = ("global_step", "update", "env", "return", "length", "frames", "truncated")
+WINDOW = 100  # eprewmean = mean whole-game return of the last 100 finished games
+
+
+class RunMismatchError(ConfigError):
+    """``out_dir`` holds a run made with different learning settings."""
+
+
+@dataclass
+class TrainResult:
+    status: str  # "finished", "already_finished" or "stopped" (interrupted on purpose, resumable)
+    out_dir: Path
+    global_step: int
+    updates: int
+    eprewmean: float
+    episodes: int
+    wall_time_s: float
+    sps: float
+
+
+def env_seed(seed: int, update: int) -> int:
+    """Env base seed for a session starting after ``update`` updates (env i gets this + i).
+
+    A fresh run uses ``seed`` itself (SPEC: seeds 1, 9, 17, 25, 33 give disjoint env seeds with 8 envs).
+    A resumed run cannot restore the emulators' state, so it restarts every game from a seed derived
+    deterministically from (seed, update): resuming twice from the same checkpoint gives the same run.
+    """
+    if update == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, update]).generate_state(1, dtype=np.uint32)[0] % (2**30)) + 100_000
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _nanmean(values: deque[float] | list[float]) -> float:
+    return float(np.mean(values)) if len(values) else float("nan")
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else repr(v)
+    return str(v)
+
+
+# ---------------------------------------------------------------------------------------------- run dir
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not readable JSON ({exc})") from None
+
+
+def _check_same_run(cfg: TrainConfig, recorded: dict[str, Any], where: str) -> None:
+    want = cfg.learning_fields()
+    diffs = [f"{k}: {recorded.get(k)!r} there, {v!r} now" for k, v in want.items() if recorded.get(k) != v]
+    if diffs:
+        raise RunMismatchError(
+            f"{where} was made with other settings ({'; '.join(diffs)}); use a new --out directory "
+            f"or rerun with the same settings to resume"
+        )
+
+
+def _truncate_csv(path: Path, columns: tuple[str, ...], keep: Callable[[dict[str, str]], bool]) -> None:
+    """Rewrite ``path`` keeping the complete rows that ``keep`` accepts (drops a torn last line too)."""
+    rows: list[dict[str, str]] = []
+    if path.exists():
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            if tuple(reader.fieldnames or ()) == columns:
+                for row in reader:
+                    if None in row or any(row.get(c) is None for c in columns):
+                        continue  # torn row from a kill mid-write
+                    try:
+                        if keep(row):
+                            rows.append(row)
+                    except ValueError:
+                        continue
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=columns)
+            w.writeheader()
+            w.writerows(rows)
+
+
+class _CsvAppender:
+    def __init__(self, path: Path, columns: tuple[str, ...]):
+        self._fh = open(path, "a", newline="")
+        self._w = csv.writer(self._fh)
+        self._columns = columns
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._w.writerow([_fmt(row[c]) for c in self._columns])
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def run_status(out_dir: Path) -> str:
+    """"empty", "finished" (summary.json present), "resumable" (checkpoint.pt present) or "started"."""
+    if (out_dir / SUMMARY).exists():
+        return "finished"
+    if (out_dir / CHECKPOINT).exists():
+        return "resumable"
+    if out_dir.exists() and any(out_dir.iterdir()):
+        return "started"
+    return "empty"
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def train(
+    cfg: TrainConfig,
+    out_dir: str | os.PathLike[str],
+    *,
+    stop_after_updates: int | None = None,
+    on_update: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train (or resume, or recognise as finished) the run in ``out_dir``.
+
+    ``stop_after_updates`` ends this session after that many updates (a checkpoint is written first), as
+    an interruption that leaves a resumable run; ``on_update`` receives each metrics row (tests, callers).
+    """
+    cfg.validate()
+    out = Path(out_dir)
+    state = run_status(out)
+
+    # A finished run: check it is this run, then leave every file as it is.
+    if state == "finished":
+        summary = _read_json(out / SUMMARY)
+        if (out / RUN_INFO).exists():
+            _check_same_run(cfg, _read_json(out / RUN_INFO).get("config", {}), str(out / RUN_INFO))
+        if summary.get("global_step") == cfg.planned_steps:
+            return TrainResult(
+                "already_finished", out, summary["global_step"], summary.get("updates", cfg.num_updates),
+                float(summary.get("eprewmean") if summary.get("eprewmean") is not None else float("nan")),
+                int(summary.get("episodes", 0)), 0.0, 0.0,
+            )
+        raise RunMismatchError(f"{out / SUMMARY}: run finished at {summary.get('global_step')} steps, not {cfg.planned_steps}")
+
+    checkpoint: dict[str, Any] | None = None
+    if state == "resumable":
+        if (out / RUN_INFO).exists():
+            _check_same_run(cfg, _read_json(out / RUN_INFO).get("config", {}), str(out / RUN_INFO))
+        checkpoint = load_checkpoint(out / CHECKPOINT)  # CheckpointError names the file; nothing written yet
+        _check_same_run(cfg, checkpoint["config"], str(out / CHECKPOINT))
+    return _Trainer(cfg, out, checkpoint).run(stop_after_updates, on_update)
+
+
+class _Trainer:
+    def __init__(self, cfg: TrainConfig, out: Path, checkpoint: dict[str, Any] | None):
+        self.cfg = cfg
+        self.out = out
+        self.ppo = cfg.ppo
+        self.device = resolve_device(cfg.device)
+        self.game = get_game(cfg.game)
+        if cfg.torch_threads > 0:
+            torch.set_num_threads(cfg.torch_threads)
+        if cfg.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        seed_everything(cfg.seed)
+
+        from fls.models import build_model
+
+        self.model = build_model(cfg.arch, self.game.num_actions).to(self.device)
+        self.channels_last = self.device.type == "cpu"
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps)
+
+        self.update = 0
+        self.global_step = 0
+        self.episodes = 0
+        self.recent_returns: deque[float] = deque(maxlen=WINDOW)
+        self.recent_lengths: deque[float] = deque(maxlen=WINDOW)
+        self.resumed_from: int | None = None
+        if checkpoint is not None:
+            self._restore(checkpoint)
+
+    # -- checkpoint --------------------------------------------------------------------------------
+    def _restore(self, ck: dict[str, Any]) -> None:
+        path = self.out / CHECKPOINT
+        if ck["arch"] != self.cfg.arch or int(ck["num_actions"]) != self.game.num_actions:
+            raise CheckpointError(f"{path}: checkpoint is for {ck['arch']} with {ck['num_actions']} actions")
+        try:
+            self.model.load_state_dict(ck["model"])
+            if ck.get("optimizer") is None:
+                raise CheckpointError(f"{path}: checkpoint has no optimizer state, cannot resume")
+            self.optimizer.load_state_dict(ck["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            if isinstance(exc, CheckpointError):
+                raise
+            raise CheckpointError(f"{path}: state does not fit this model/optimizer ({str(exc).splitlines()[0]})") from None
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.update = int(ck["update"])
+        self.global_step = int(ck["global_step"])
+        stats = ck.get("stats", {})
+        self.episodes = int(stats.get("episodes", 0))
+        self.recent_returns.extend(float(x) for x in stats.get("recent_returns", []))
+        self.recent_lengths.extend(float(x) for x in stats.get("recent_lengths", []))
+        if "rng" in ck:
+            set_rng_state(ck["rng"])
+        self.resumed_from = self.update
+
+    def _payload(self, *, with_optimizer: bool) -> dict[str, Any]:
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self.model.state_dict().items()}
+        return {
+            "arch": self.cfg.arch,
+            "game": self.game.name,
+            "num_actions": self.game.num_actions,
+            "model": state,
+            "optimizer": self.optimizer.state_dict() if with_optimizer else None,
+            "update": self.update,
+            "global_step": self.global_step,
+            "num_updates": self.cfg.num_updates,
+            "learning_rate": self._lr(self.update + 1),
+            "config": self.cfg.to_dict(),
+            "rng": rng_state(),
+            "stats": {
+                "episodes": self.episodes,
+                "recent_returns": list(self.recent_returns),
+                "recent_lengths": list(self.recent_lengths),
+            },
+        }
+
+    def _lr(self, update: int) -> float:
+        """Baselines: lr * (1 - (update - 1) / nupdates) for update = 1..nupdates (never exactly 0)."""
+        if not self.cfg.anneal_lr:
+            return self.cfg.learning_rate
+        frac = 1.0 - (update - 1.0) / self.cfg.num_updates
+        return self.cfg.learning_rate * max(frac, 0.0)
+
+    # -- outputs -----------------------------------------------------------------------------------
+    def _prepare_outputs(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_run_info(
+            self.out / RUN_INFO,
+            self.cfg.to_dict(),
+            stage="train",
+            extra={"device": str(self.device), "resumed_from_update": self.resumed_from,
+                   "planned_steps": self.cfg.planned_steps, "num_updates": self.cfg.num_updates},
+        )
+        # Rows past the checkpoint were produced by the interrupted session: drop them (they will be redone).
+        u, gs = self.update, self.global_step
+        _truncate_csv(self.out / METRICS, METRIC_COLUMNS, lambda r: int(r["update"]) <= u)
+        _truncate_csv(self.out / EPISODES, EPISODE_COLUMNS, lambda r: int(r["global_step"]) <= gs)
+        for stale in (MODEL,):
+            if (self.out / stale).exists() and self.update < self.cfg.num_updates:
+                (self.out / stale).unlink()
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def run(self, stop_after: int | None, on_update: Callable[[dict[str, Any]], None] | None) -> TrainResult:
+        from fls.envs.vector import make_vector_env
+
+        cfg, ppo, dev = self.cfg, self.ppo, self.device
+        self._prepare_outputs()
+        n, T = ppo.num_envs, ppo.num_steps
+        env = make_vector_env(
+            self.game.name, n, env_seed(cfg.seed, self.update), episodic_life=True, noop_max=cfg.noop_max,
+            max_episode_frames=cfg.max_episode_frames, num_threads=cfg.env_threads,
+        )
+        obs_buf = torch.zeros((T, n, 4, 84, 84), dtype=torch.uint8, device=dev)
+        act_buf = torch.zeros((T, n), dtype=torch.long, device=dev)
+        logp_buf = torch.zeros((T, n), device=dev)
+        rew_buf = torch.zeros((T, n), device=dev)
+        done_buf = torch.zeros((T, n), device=dev)
+        val_buf = torch.zeros((T, n), device=dev)
+        valid_buf = torch.zeros((T, n), dtype=torch.bool, device=dev)
+
+        metrics = _CsvAppender(self.out / METRICS, METRIC_COLUMNS)
+        episodes_csv = _CsvAppender(self.out / EPISODES, EPISODE_COLUMNS)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.planned_steps, initial=self.global_step, unit="step", disable=not cfg.progress,
+                   desc=f"train {cfg.arch} {self.game.name} s{cfg.seed}", dynamic_ncols=True)
+        start_time = time.perf_counter()
+        start_step = self.global_step
+        done_this_session = 0
+        status = "finished"
+        try:
+            next_obs = torch.from_numpy(env.reset()).to(dev)
+            next_done = torch.zeros(n, device=dev)
+            next_valid = torch.from_numpy(~env.pending_fire).to(dev)
+            while self.update < cfg.num_updates:
+                if stop_after is not None and done_this_session >= stop_after:
+                    status = "stopped"
+                    break
+                update = self.update + 1
+                lr = self._lr(update)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+
+                # ---- rollout
+                t_rollout = time.perf_counter()
+                with torch.inference_mode():
+                    for t in range(T):
+                        obs_buf[t] = next_obs
+                        done_buf[t] = next_done
+                        valid_buf[t] = next_valid
+                        out = self.model(self._layout(next_obs))
+                        dist = Categorical(logits=out.logits, validate_args=False)
+                        action = dist.sample()
+                        act_buf[t] = action
+                        logp_buf[t] = dist.log_prob(action)
+                        val_buf[t] = out.value
+                        step = env.step(action.cpu().numpy())
+                        rew_buf[t] = torch.from_numpy(np.sign(step.reward)).to(dev)
+                        next_obs = torch.from_numpy(step.obs).to(dev)
+                        next_done = torch.from_numpy(step.done.astype(np.float32)).to(dev)
+                        next_valid = torch.from_numpy(~env.pending_fire).to(dev)
+                        self.global_step += n
+                        for ep in env.pop_episodes():
+                            self.episodes += 1
+                            self.recent_returns.append(ep.ret)
+                            self.recent_lengths.append(ep.length)
+                            episodes_csv.write({
+                                "global_step": self.global_step, "update": update, "env": ep.env, "return": ep.ret,
+                                "length": ep.length, "frames": ep.frames, "truncated": int(ep.truncated),
+                            })
+                    last_value = self.model(self._layout(next_obs)).value
+                    adv, returns = compute_gae(rew_buf, val_buf, done_buf, last_value, next_done, ppo.gamma, ppo.gae_lambda)
+
+                # ---- update
+                t_update = time.perf_counter()
+                losses = self._learn(obs_buf, act_buf, logp_buf, adv, returns, val_buf, valid_buf)
+                t_end = time.perf_counter()
+                self.update = update
+                done_this_session += 1
+                elapsed = time.perf_counter() - start_time
+                sps = (self.global_step - start_step) / elapsed if elapsed > 0 else float("nan")
+                row = {
+                    "global_step": self.global_step,
+                    "update": update,
+                    "eprewmean": _nanmean(self.recent_returns),
+                    "episodes": self.episodes,
+                    "charts/eplenmean": _nanmean(self.recent_lengths),
+                    "charts/learning_rate": lr,
+                    "charts/SPS": sps,
+                    "time/rollout_s": t_update - t_rollout,
+                    "time/update_s": t_end - t_update,
+                    **losses,
+                }
+                metrics.write(row)
+                metrics.flush()
+                episodes_csv.flush()
+                if on_update is not None:
+                    on_update(row)
+                bar.update(n * T)
+                bar.set_postfix(SPS=f"{sps:.0f}", eprewmean=f"{row['eprewmean']:.2f}", refresh=False)
+                if update % cfg.checkpoint_every == 0 or update == cfg.num_updates:
+                    save_checkpoint(self.out / CHECKPOINT, self._payload(with_optimizer=True))
+            if status == "stopped" and self.update % cfg.checkpoint_every != 0:
+                # A deliberate stop keeps everything done so far.
+                save_checkpoint(self.out / CHECKPOINT, self._payload(with_optimizer=True))
+        finally:
+            bar.close()
+            metrics.close()
+            episodes_csv.close()
+            env.close()
+
+        elapsed = time.perf_counter() - start_time
+        sps = (self.global_step - start_step) / elapsed if elapsed > 0 else float("nan")
+        result = TrainResult(status, self.out, self.global_step, self.update, _nanmean(self.recent_returns),
+                             self.episodes, elapsed, sps)
+        if status == "finished":
+            save_checkpoint(self.out / MODEL, self._payload(with_optimizer=False))
+            atomic_write_json(self.out / SUMMARY, {
+                "arch": cfg.arch,
+                "game": self.game.name,
+                "seed": cfg.seed,
+                "global_step": self.global_step,
+                "updates": self.update,
+                "eprewmean": None if math.isnan(result.eprewmean) else result.eprewmean,
+                "episodes": self.episodes,
+                "wall_time_s": elapsed,
+                "sps": sps,
+                "resumed_from_update": self.resumed_from,
+                "device": str(self.device),
+            })
+        return result
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def _learn(self, obs, actions, logp, adv, returns, values, valid) -> dict[str, float]:
+        ppo = self.ppo
+        b_obs = obs.reshape((-1, 4, 84, 84))
+        b_act, b_logp, b_adv = actions.reshape(-1), logp.reshape(-1), adv.reshape(-1)
+        b_ret, b_val, b_valid = returns.reshape(-1), values.reshape(-1), valid.reshape(-1)
+        batch, mb = ppo.batch_size, ppo.minibatch_size
+        sums = {"losses/policy_loss": 0.0, "losses/value_loss": 0.0, "losses/entropy": 0.0,
+                "losses/approx_kl": 0.0, "losses/clipfrac": 0.0}
+        count = 0
+        for _epoch in range(ppo.update_epochs):
+            perm = torch.randperm(batch, device=b_obs.device)
+            for start in range(0, batch, mb):
+                idx = perm[start:start + mb]
+                out = self.model(self._layout(b_obs[idx]))
+                dist = Categorical(logits=out.logits, validate_args=False)
+                res = ppo_losses(
+                    dist.log_prob(b_act[idx]), b_logp[idx], b_adv[idx], out.value, b_val[idx], b_ret[idx],
+                    dist.entropy(), ppo.clip_coef, ppo.vf_coef, ppo.ent_coef,
+                    norm_adv=ppo.norm_adv, clip_vloss=ppo.clip_vloss, mask=b_valid[idx],
+                )
+                self.optimizer.zero_grad(set_to_none=True)
+                res.loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), ppo.max_grad_norm)
+                self.optimizer.step()
+                sums["losses/policy_loss"] += res.policy_loss.item()
+                sums["losses/value_loss"] += res.value_loss.item()
+                sums["losses/entropy"] += res.entropy.item()
+                sums["losses/approx_kl"] += res.approx_kl.item()
+                sums["losses/clipfrac"] += res.clipfrac.item()
+                count += 1
+        row = {k: v / count for k, v in sums.items()}
+        row["losses/explained_variance"] = explained_variance(b_val, b_ret)
+        return row
