@@ -231,7 +231,7 @@ def run_episodes(
     progress: Callable[[int], None] | None = None,
     max_steps: int | None = None,
 ) -> int:
-    """Step ``env`` with ``model`` until ``ledger`` is complete; returns the vector steps taken.
+    """Step ``env`` with ``model`` until ``ledger`` is complete (or ``max_steps``); returns the vector steps.
 
     Inference is batched across envs in ``torch.inference_mode``; observations go to the device as uint8
     (the model scales them), so the host-to-device copy is a quarter of a float copy.
@@ -239,11 +239,7 @@ def run_episodes(
     obs = env.reset()
     steps = 0
     with torch.inference_mode():
-        while not ledger.complete:
-            if max_steps is not None and steps >= max_steps:
-                raise EvaluationError(
-                    f"evaluation did not finish {ledger.per_env} episodes per env within {max_steps} steps"
-                )
+        while not ledger.complete and (max_steps is None or steps < max_steps):
             x = torch.from_numpy(np.ascontiguousarray(obs)).to(device, non_blocking=True)
             actions = sampler(model(x).logits)
             obs, finished = env.step(actions)
