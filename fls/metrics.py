@@ -83,26 +83,20 @@ def nss(saliency: np.ndarray, fixations: np.ndarray) -> float | np.ndarray:
     """Normalized scanpath saliency: the fixation-count-weighted mean of the standardised map.
 
     The map is standardised with its population std (ddof 0, like ``np.std``). Undefined (NaN) for a flat
-    map, no fixation, or a non-finite map. Unchanged by ``a * s + b`` with ``a > 0``.
+    map, no fixation, or a non-finite map. Unchanged by ``a * s + b`` with ``a > 0``. Computed as
+    ``(sum(f * s) / sum(f) - mean(s)) / std(s)``, which is the same number without a standardised copy.
     """
     s, f, single = _as_batch(saliency, fixations)
     b = len(s)
-    out = np.full(b, np.nan)
     s2 = s.reshape(b, -1)
     f2 = f.reshape(b, -1)
-    bad = _common_undefined(s, f)
-    ok = ~bad
-    if ok.any():
-        sk = s2[ok]
-        ok_idx = np.flatnonzero(ok)
-        flat = _flat(sk.min(axis=1), sk.max(axis=1))
-        mean = sk.mean(axis=1, keepdims=True)
-        std = sk.std(axis=1, keepdims=True)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = (sk - mean) / std
-            val = (z * f2[ok]).sum(axis=1) / f2[ok].sum(axis=1)
-        val[flat] = np.nan
-        out[ok_idx] = val
+    undefined = _common_undefined(s, f)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        n_fix = f2.sum(axis=1)
+        weighted = np.einsum("ij,ij->i", f2, s2) / n_fix
+        out = (weighted - s2.mean(axis=1)) / s2.std(axis=1)
+    undefined |= _flat(s2.min(axis=1), s2.max(axis=1))
+    out[undefined] = np.nan
     return _result(out, single)
 
 
@@ -151,25 +145,33 @@ def kl_divergence(saliency: np.ndarray, fixations: np.ndarray, sigma: float = 5.
     fixation contribute 0. No epsilon: undefined (NaN) where the blurred fixations are positive but the
     saliency is 0 (``<= KL_ZERO_RTOL * max``), for a map with a negative value or none positive, for no fixation
     or a non-finite map. Unchanged by ``a * s`` with ``a > 0``.
+
+    Only the pixels the blur reaches are visited: with ``p = fb / sum(fb)`` and ``q = s / sum(s)``,
+    ``KL = sum_supp p (log p - log s) + log sum(s)``.
     """
     s, f, single = _as_batch(saliency, fixations)
     b = len(s)
+    s2 = s.reshape(b, -1)
+    undefined = _common_undefined(s, f)
+    with np.errstate(invalid="ignore", over="ignore"):
+        smax = s2.max(axis=1)
+        ssum = s2.sum(axis=1)
+        undefined |= ~(s2.min(axis=1) >= 0) | ~(smax > 0)
     out = np.full(b, np.nan)
-    ok = ~_common_undefined(s, f)
-    if ok.any():
-        sk = s[ok].reshape(int(ok.sum()), -1)
-        fb = blur_fixations(f[ok], sigma).reshape(len(sk), -1)
-        smax = sk.max(axis=1, keepdims=True)
-        valid = (sk.min(axis=1) >= 0) & (smax[:, 0] > 0)
-        support = fb > 0
+    ok = np.flatnonzero(~undefined)
+    if len(ok):
+        fb = blur_fixations(f[ok], sigma).reshape(len(ok), -1)
+        rows, cols = np.nonzero(fb > 0)
+        fv = fb[rows, cols]
+        sv = s2[ok[rows], cols]
+        zero_on_support = np.bincount(rows, weights=sv <= KL_ZERO_RTOL * smax[ok][rows], minlength=len(ok)) > 0
+        fsum = np.bincount(rows, weights=fv, minlength=len(ok))
+        p = fv / fsum[rows]
         with np.errstate(divide="ignore", invalid="ignore"):
-            zero_on_support = (support & (sk <= KL_ZERO_RTOL * smax)).any(axis=1)
-            p = fb / fb.sum(axis=1, keepdims=True)
-            q = sk / sk.sum(axis=1, keepdims=True)
-            terms = np.where(support, p * (np.log(np.where(support, p, 1.0)) - np.log(np.where(support, q, 1.0))), 0.0)
-        val = terms.sum(axis=1)
-        val[~valid | zero_on_support] = np.nan
-        out[np.flatnonzero(ok)] = val
+            terms = p * (np.log(p) - np.log(sv))
+        val = np.bincount(rows, weights=terms, minlength=len(ok)) + np.log(ssum[ok])
+        val[zero_on_support] = np.nan
+        out[ok] = val
     return _result(out, single)
 
 
