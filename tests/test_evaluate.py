@@ -249,3 +249,28 @@ def test_cli_bad_input_gives_one_line_error(tmp_path, setup, extra, message):
     lines = [ln for ln in res.output.strip().splitlines() if ln]
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], res.output
     assert not (tmp_path / "o" / "eval.json").exists()
+
+
+def test_cli_evaluates_a_tiny_trained_run(tmp_path):
+    run = tmp_path / "run"
+    res = runner.invoke(
+        app,
+        ["train", "--out", str(run), "--arch", "nature_cnn", "--game", "Breakout", "--seed", "1", "--total-steps", "32",
+         "--num-envs", "2", "--num-steps", "16", "--device", "cpu", "--no-progress"],
+    )
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "eval"
+    res = runner.invoke(
+        app,
+        ["evaluate", "--run", str(run), "--episodes", "2", "--num-envs", "2", "--max-frames", "200", "--quiet",
+         "--device", "cpu", "--out", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "eval.json").read_text())
+    assert data["checkpoint"]["path"] == str(run / "model.pt") and data["checkpoint"]["global_step"] == 32
+    assert data["trained_on"] == "Breakout" and data["train_env_seeds"] == [1, 2]
+    assert data["summary"]["n"] == 2
+    # The run's own env seeds are refused.
+    res = runner.invoke(app, ["evaluate", "--run", str(run), "--seed", "2", "--episodes", "2", "--num-envs", "2",
+                              "--quiet", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "overlap" in res.output
