@@ -93,6 +93,35 @@ def _tar_bz2(files: list[tuple[str, bytes]]) -> bytes:
     return buf.getvalue()
 
 
+@dataclass
+class ZipTrial:
+    """One trial as it sits in a game zip: ``<stem>.tar.bz2`` and ``<stem>.txt``."""
+
+    stem: str
+    highscore: bool
+    tar_bz2: bytes
+    labels: str
+
+
+def frames_tar_bz2(frames: list[tuple[str, bytes]]) -> bytes:
+    """A deterministic tar.bz2 of ``(member name, bytes)`` in the given order (mtime 0, root owner)."""
+    return _tar_bz2(frames)
+
+
+def game_zip_bytes(game: str, trials: list[ZipTrial]) -> bytes:
+    """A game zip in the Atari-HEAD layout (``<game>/``, ``<game>/highscore/``), fixed timestamps."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(_zinfo(f"{game}/", zipfile.ZIP_STORED), b"")
+        if any(t.highscore for t in trials):
+            zf.writestr(_zinfo(f"{game}/highscore/", zipfile.ZIP_STORED), b"")
+        for t in trials:
+            folder = f"{game}/highscore" if t.highscore else game
+            zf.writestr(_zinfo(f"{folder}/{t.stem}.tar.bz2", zipfile.ZIP_STORED), t.tar_bz2)
+            zf.writestr(_zinfo(f"{folder}/{t.stem}.txt", zipfile.ZIP_DEFLATED), t.labels)
+    return buf.getvalue()
+
+
 def _fmt(v: float) -> str:
     return f"{v:.2f}"
 
@@ -208,34 +237,28 @@ def make_sample(
     files: dict[str, bytes] = {}
     meta_rows: list[list[str]] = []
     for gi, game in enumerate(heads):
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w") as zf:
-            zf.writestr(_zinfo(f"{game}/", zipfile.ZIP_STORED), b"")
-            if highscore_trials:
-                zf.writestr(_zinfo(f"{game}/highscore/", zipfile.ZIP_STORED), b"")
-            for j in range(trials_per_game + highscore_trials):
-                hs = j >= trials_per_game
-                trial_id = 100 * (gi + 1) + j + 1
-                t = _play_trial(game, [seed, gi, j], frames_per_trial, trial_id, hs)
-                folder = f"{game}/highscore" if hs else game
-                zf.writestr(_zinfo(f"{folder}/{t.stem}.tar.bz2", zipfile.ZIP_STORED), t.tar_bz2)
-                zf.writestr(_zinfo(f"{folder}/{t.stem}.txt", zipfile.ZIP_DEFLATED), t.labels)
-                meta_rows.append(
-                    [
-                        f"{game}_highscore" if hs else game,
-                        str(t.trial_id),
-                        SUBJECT,
-                        "",
-                        str(t.max_score),
-                        str(t.n_frames),
-                        str(t.total_ms),
-                        str(t.n_episodes),
-                        "",
-                        "",
-                        "1",
-                    ]
-                )
-        files[f"{game}.zip"] = buf.getvalue()
+        members: list[ZipTrial] = []
+        for j in range(trials_per_game + highscore_trials):
+            hs = j >= trials_per_game
+            trial_id = 100 * (gi + 1) + j + 1
+            t = _play_trial(game, [seed, gi, j], frames_per_trial, trial_id, hs)
+            members.append(ZipTrial(stem=t.stem, highscore=hs, tar_bz2=t.tar_bz2, labels=t.labels))
+            meta_rows.append(
+                [
+                    f"{game}_highscore" if hs else game,
+                    str(t.trial_id),
+                    SUBJECT,
+                    "",
+                    str(t.max_score),
+                    str(t.n_frames),
+                    str(t.total_ms),
+                    str(t.n_episodes),
+                    "",
+                    "",
+                    "1",
+                ]
+            )
+        files[f"{game}.zip"] = game_zip_bytes(game, members)
     meta = io.StringIO()
     w = csv.writer(meta, lineterminator="\n")
     w.writerow(META_COLUMNS)

@@ -1,0 +1,140 @@
+"""`fls atari-head`: get the Atari-HEAD gaze dataset, preprocess it for scoring, or make a synthetic sample."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fls.atari_head import AtariHeadConfig
+from fls.config import load_config, resolved
+from fls.runinfo import write_run_info
+from pipeline.errors import cli_errors
+from pipeline.options import OutDir, ParamsFile, Seed
+
+app = typer.Typer(help="Atari-HEAD human gaze data: download, preprocess, synthetic sample, local server.", no_args_is_help=True)
+
+Games = Annotated[
+    Optional[str],
+    typer.Option("--games", help="Comma list of games (breakout,enduro,ms_pacman,seaquest,space_invaders); default all five."),
+]
+SkipBad = Annotated[
+    Optional[bool],
+    typer.Option("--skip-bad-trials/--no-skip-bad-trials", help="List unreadable trials in index.csv instead of failing."),
+]
+
+
+def _config(params: Optional[Path], overrides: dict) -> AtariHeadConfig:
+    return load_config(AtariHeadConfig, params, "atari_head" if params is not None else None, overrides)
+
+
+@app.command("download")
+@cli_errors
+def download_cmd(
+    out: OutDir,
+    games: Games = None,
+    api_url: Annotated[Optional[str], typer.Option("--api-url", help="Zenodo API root (default https://zenodo.org/api).")] = None,
+    record_id: Annotated[Optional[str], typer.Option("--record-id", help="Zenodo record id (default 3451402).")] = None,
+    from_dir: Annotated[
+        Optional[Path],
+        typer.Option("--from-dir", file_okay=False, help="Use files placed by hand in this folder instead of the network."),
+    ] = None,
+    record: Annotated[
+        Optional[Path], typer.Option("--record", dir_okay=False, help="Record JSON to verify --from-dir files against.")
+    ] = None,
+    retries: Annotated[Optional[int], typer.Option("--retries", min=0, help="Retries per file.")] = None,
+    backoff: Annotated[Optional[float], typer.Option("--backoff", min=0, help="First retry delay (s), doubled each time.")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Socket timeout (s).")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
+    params: ParamsFile = None,
+) -> None:
+    """Download (resumable, md5-verified) the game zips + meta_data.csv, or verify hand-placed files."""
+    from fls.atari_head.download import download, from_dir as place_from_dir
+
+    cfg = _config(
+        params,
+        {"games": games, "api_url": api_url, "record_id": record_id, "retries": retries, "backoff": backoff, "timeout": timeout},
+    )
+    if from_dir is not None:
+        result = place_from_dir(from_dir, cfg.games, out, record=record)
+    else:
+        if record is not None:
+            raise ValueError("--record only applies with --from-dir")
+        result = download(
+            cfg.games,
+            out,
+            api_url=cfg.api_url,
+            record_id=cfg.record_id,
+            retries=cfg.retries,
+            backoff=cfg.backoff,
+            timeout=cfg.timeout,
+            progress=progress,
+        )
+    write_run_info(out / "run_info.json", resolved(cfg), stage="atari_head.download", extra={"result": result.as_dict()})
+    typer.echo(
+        f"{len(result.downloaded)} placed/downloaded, {len(result.skipped)} already complete "
+        f"(verified by {result.verified_by}) in {out}"
+    )
+
+
+@app.command("preprocess")
+@cli_errors
+def preprocess_cmd(
+    in_dir: Annotated[Path, typer.Option("--in", file_okay=False, help="Folder with <game>.zip files (download output).")],
+    out: OutDir,
+    games: Games = None,
+    skip_bad_trials: SkipBad = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
+    params: ParamsFile = None,
+) -> None:
+    """Replay every trial through the agents' preprocessing; write per-trial NPZs and index.csv."""
+    from fls.atari_head.preprocess import preprocess
+
+    cfg = _config(params, {"games": games, "skip_bad_trials": skip_bad_trials})
+    summary = preprocess(in_dir, out, cfg.games, skip_bad_trials=cfg.skip_bad_trials, progress=progress)
+    write_run_info(out / "run_info.json", resolved(cfg), stage="atari_head.preprocess", extra={"summary": summary.as_dict()})
+    typer.echo(json.dumps(summary.as_dict()))
+
+
+@app.command("sample")
+@cli_errors
+def sample_cmd(
+    out: OutDir,
+    seed: Seed = None,
+    games: Games = None,
+    frames: Annotated[int, typer.Option("--frames", min=3, help="Raw frames per trial.")] = 300,
+    trials: Annotated[int, typer.Option("--trials", min=0, help="Regular trials per game (plus one highscore trial).")] = 2,
+    params: ParamsFile = None,
+) -> None:
+    """Write a small SYNTHETIC dataset in the real Atari-HEAD layout (real ALE frames, fake gaze)."""
+    from fls.atari_head.sample import make_sample
+
+    cfg = _config(params, {"games": games, "sample_seed": seed})
+    paths = make_sample(out, cfg.sample_seed, cfg.games, frames_per_trial=frames, trials_per_game=trials)
+    write_run_info(
+        out / "run_info.json",
+        resolved(cfg),
+        stage="atari_head.sample",
+        extra={"frames_per_trial": frames, "trials_per_game": trials, "files": sorted(paths)},
+    )
+    typer.echo(f"synthetic Atari-HEAD sample (seed {cfg.sample_seed}) written to {out}")
+
+
+@app.command("serve")
+@cli_errors
+def serve_cmd(
+    directory: Annotated[Path, typer.Option("--dir", file_okay=False, help="Folder whose files to serve as the record.")],
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = 0,
+    record_id: Annotated[str, typer.Option("--record-id", help="Record id to serve under.")] = "3451402",
+) -> None:
+    """Serve a folder on 127.0.0.1 as a Zenodo record (for `download --api-url`)."""
+    from fls.atari_head.zenodo_server import ZenodoServer
+
+    server = ZenodoServer(directory, record_id=record_id, port=port)
+    typer.echo(f"serving {directory} as record {record_id}: --api-url {server.api_url} (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
