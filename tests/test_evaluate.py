@@ -274,3 +274,19 @@ def test_cli_evaluates_a_tiny_trained_run(tmp_path):
     res = runner.invoke(app, ["evaluate", "--run", str(run), "--seed", "2", "--episodes", "2", "--num-envs", "2",
                               "--quiet", "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "overlap" in res.output
+
+
+def test_cli_reads_params_section_and_flags_override(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("evaluate:\n  episodes: 4\n  num_envs: 2\n  max_frames: 100\n  seed: 2000\n")
+    out = tmp_path / "e"
+    res = runner.invoke(app, ["evaluate", "--params", str(params), "--arch", "nature_cnn", "--game", "Enduro",
+                              "--episodes", "2", "--device", "cpu", "--quiet", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "eval.json").read_text())
+    assert (data["config"]["episodes"], data["config"]["num_envs"], data["config"]["seed"]) == (2, 2, 2000)
+    assert data["num_actions"] == 9 and data["summary"]["n_truncated"] == 2  # Enduro cannot end in 25 steps
+    params.write_text("evaluate:\n  episode: 4\n")
+    res = runner.invoke(app, ["evaluate", "--params", str(params), "--arch", "nature_cnn", "--game", "Enduro",
+                              "--out", str(out)])
+    assert res.exit_code == 2 and "unknown field 'episode'" in res.output
