@@ -86,14 +86,17 @@ def preprocess_cmd(
     out: OutDir,
     games: Games = None,
     skip_bad_trials: SkipBad = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Trials preprocessed in parallel.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
     params: ParamsFile = None,
 ) -> None:
     """Replay every trial through the agents' preprocessing; write per-trial NPZs and index.csv."""
     from fls.atari_head.preprocess import preprocess
 
-    cfg = _config(params, {"games": games, "skip_bad_trials": skip_bad_trials})
-    summary = preprocess(in_dir, out, cfg.games, skip_bad_trials=cfg.skip_bad_trials, progress=progress)
+    cfg = _config(params, {"games": games, "skip_bad_trials": skip_bad_trials, "workers": workers})
+    summary = preprocess(
+        in_dir, out, cfg.games, skip_bad_trials=cfg.skip_bad_trials, workers=cfg.workers, progress=progress
+    )
     write_run_info(out / "run_info.json", resolved(cfg), stage="atari_head.preprocess", extra={"summary": summary.as_dict()})
     typer.echo(json.dumps(summary.as_dict()))
 

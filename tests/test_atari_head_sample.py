@@ -108,6 +108,12 @@ def test_round_trip_sample_serve_download_preprocess(sample, tmp_path):
     assert t.subject == "SYN" and t.n_inputs == count_inputs(FRAMES)
     assert t.inputs[-1].any()  # real game frames, not blank
     assert sum(t.n_fixations(k) for k in range(t.n_inputs)) > 0
+    # Parallel preprocessing writes the same index and arrays.
+    preprocess(tmp_path / "raw", tmp_path / "pre2", GAMES, workers=2, progress=False)
+    assert (tmp_path / "pre2" / "index.csv").read_text() == (tmp_path / "pre" / "index.csv").read_text()
+    for a, b in zip(trials, iter_trials(tmp_path / "pre2")):
+        for name in ("inputs", "frame_ids", "fix_offsets", "fix_rows", "fix_cols", "fix_counts"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
 
 
 def test_cli_sample_and_preprocess(tmp_path):

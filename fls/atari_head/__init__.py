@@ -70,6 +70,7 @@ class AtariHeadConfig:
     backoff: float = 2.0  # seconds; doubled after each failed attempt
     timeout: float = 60.0  # seconds per socket operation
     skip_bad_trials: bool = False
+    workers: int = 1  # preprocessing processes
     sample_seed: int = 0
 
     def validate(self) -> None:
@@ -79,6 +80,8 @@ class AtariHeadConfig:
             raise ConfigError(f"atari_head: field 'retries' must be >= 0, got {self.retries}")
         if self.backoff < 0:
             raise ConfigError(f"atari_head: field 'backoff' must be >= 0, got {self.backoff}")
+        if self.workers < 1:
+            raise ConfigError(f"atari_head: field 'workers' must be >= 1, got {self.workers}")
         if self.timeout <= 0:
             raise ConfigError(f"atari_head: field 'timeout' must be > 0, got {self.timeout}")
         try:
