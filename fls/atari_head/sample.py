@@ -128,8 +128,8 @@ def _fmt(v: float) -> str:
 
 def _play_trial(game: str, seed_seq: list[int], n_frames: int, trial_id: int, highscore: bool) -> _TrialData:
     rng = np.random.default_rng(seed_seq)
+    ALEInterface.setLoggerMode(LoggerMode.Error)  # static: silences the banner of the next constructor too
     ale = ALEInterface()
-    ale.setLoggerMode(LoggerMode.Error)
     ale.setInt("random_seed", int(rng.integers(0, 2**31 - 1)))
     ale.setFloat("repeat_action_probability", 0.0)
     ale.setInt("frame_skip", 1)
