@@ -1,0 +1,365 @@
+"""Score saliency maps against Atari-HEAD gaze: every input of every trial of a game, three metrics each.
+
+The saliency of an input comes from one of five methods: the model's built-in attention rendered to the
+raw frame (``attention``, the paper's Table 4), a model-free reference (``uniform``, ``center_bias``), or a
+post-hoc method applied to the model (``perturbation``, ``gradient``). Metrics are computed at 210x160
+against the fixation union of the input's 8 raw frames (fls.metrics); undefined values stay NaN in the
+per-input table and are counted, not averaged, in the summaries.
+
+Randomness (shuffled AUC only) comes from one stream per input, ``input_rng(seed, trial_id, k)``: scores
+do not depend on batch size, trial order, ``max_trials``/``max_inputs`` or the device.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from fls import metrics as M
+from fls.config import ConfigError
+
+METHODS = ("attention", "uniform", "center_bias", "perturbation", "gradient")
+MODEL_METHODS = ("attention", "perturbation", "gradient")
+METRICS = ("nss", "kl", "sauc")
+PER_INPUT_COLUMNS = ("trial_id", "subject", "input", "frame_id", "n_fixations", "nss", "kl", "sauc")
+SCHEMA_VERSION = 1
+
+
+class ScoringError(ValueError):
+    """Scoring cannot proceed as asked (missing trials, a model without attention, conflicting options)."""
+
+
+@dataclass
+class ScoreConfig:
+    """The ``score`` section of params.yaml."""
+
+    method: Literal["attention", "uniform", "center_bias", "perturbation", "gradient"] = "attention"
+    batch_size: int = 64  # network inputs per forward pass / metric batch
+    n_draws: int = 100  # shuffled AUC: negative draws averaged per input
+    n_other: int = 10  # shuffled AUC: other inputs of the trial whose fixations give the negatives
+    seed: int = 42  # shuffled AUC streams (the authors used random_state=42)
+    kl_sigma: float = 5.0  # fixation blur for KL, px at 210x160
+    center_sigma: float = 0.25  # center_bias: Gaussian std as a fraction of frame height / width
+    perturb_sigma: float = 5.0  # perturbation: mask std, px at 84x84
+    perturb_stride: int = 5  # perturbation: grid step, px at 84x84
+    perturb_blur: float = 3.0  # perturbation: blur std of the perturbed copy, px at 84x84
+    device: str = "auto"
+    max_trials: Optional[int] = None  # quick runs: first N trials (by trial id)
+    max_inputs: Optional[int] = None  # quick runs: first N inputs of each trial
+    progress: bool = True
+
+    def validate(self) -> None:
+        where = "score"
+        if self.method not in METHODS:
+            raise ConfigError(f"{where}: field 'method' must be one of {list(METHODS)}, got {self.method!r}")
+        for name in ("batch_size", "n_draws", "perturb_stride"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}: field '{name}' must be >= 1, got {getattr(self, name)}")
+        if self.n_other < 1:
+            raise ConfigError(f"{where}: field 'n_other' must be >= 1, got {self.n_other}")
+        for name in ("kl_sigma", "center_sigma", "perturb_sigma", "perturb_blur"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{where}: field '{name}' must be > 0, got {getattr(self, name)}")
+        for name in ("max_trials", "max_inputs"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ConfigError(f"{where}: field '{name}' must be >= 1 when given, got {v}")
+
+
+# ------------------------------------------------------------------------------------------ saliency
+
+
+class SaliencySource:
+    """Turns a batch of uint8 network inputs into (B, 210, 160) float64 saliency maps for one method."""
+
+    def __init__(self, method: str, model: torch.nn.Module | None, cfg: ScoreConfig, device: torch.device) -> None:
+        self.method = method
+        self.model = model
+        self.cfg = cfg
+        self.device = device
+        self._reference: np.ndarray | None = None
+        if method in MODEL_METHODS:
+            if model is None:
+                raise ScoringError(f"method '{method}' needs a model (--run, --checkpoint or --arch)")
+            if method == "attention" and not model.spec.has_attention:
+                raise ScoringError(
+                    f"architecture '{model.spec.id}' has no attention to score; use --method perturbation or gradient"
+                )
+            model.eval()
+        else:
+            from fls.scoring.reference_maps import reference_map
+
+            self._reference = reference_map(method, M.FRAME_SHAPE, sigma_frac=cfg.center_sigma)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        if self._reference is not None:
+            return np.broadcast_to(self._reference, (len(obs), *self._reference.shape))
+        from fls.models.saliency import render_frame
+        from fls.scoring.posthoc import posthoc_frame_maps
+
+        x = torch.from_numpy(np.ascontiguousarray(obs)).to(self.device)
+        if self.method == "attention":
+            with torch.inference_mode():
+                att = self.model(x).attention
+                return render_frame(att, self.model.spec).double().cpu().numpy()
+        kw: dict[str, Any] = {}
+        if self.method == "perturbation":
+            kw = {"sigma": self.cfg.perturb_sigma, "stride": self.cfg.perturb_stride, "blur_sigma": self.cfg.perturb_blur}
+        return posthoc_frame_maps(self.method, self.model, x, **kw)
+
+
+# ------------------------------------------------------------------------------------------ one trial
+
+
+def fixation_totals(trial: Any) -> np.ndarray:
+    """(K,) total fixation count of every input of the trial (from its CSR arrays)."""
+    counts = np.asarray(trial.fix_counts, dtype=np.int64)
+    cum = np.concatenate([[0], np.cumsum(counts)])
+    off = np.asarray(trial.fix_offsets, dtype=np.int64)
+    return cum[off[1:]] - cum[off[:-1]]
+
+
+def negative_map(trial: Any, others: np.ndarray) -> np.ndarray:
+    """(210, 160) summed fixation counts of inputs ``others`` (repeats count again)."""
+    out = np.zeros(M.FRAME_SHAPE, dtype=np.int64)
+    for j in others:
+        r, c, n = trial.fixation_points(int(j))
+        np.add.at(out, (r, c), n)
+    return out
+
+
+def score_trial(trial: Any, source: SaliencySource, cfg: ScoreConfig) -> pd.DataFrame:
+    """Per-input metrics of one trial (inputs ``0..max_inputs-1``); columns ``PER_INPUT_COLUMNS``."""
+    totals = fixation_totals(trial)
+    has_fix = totals > 0
+    k_all = np.arange(trial.n_inputs if cfg.max_inputs is None else min(trial.n_inputs, cfg.max_inputs))
+    cols: dict[str, list[np.ndarray]] = {m: [] for m in METRICS}
+    for b0 in range(0, len(k_all), cfg.batch_size):
+        ks = k_all[b0 : b0 + cfg.batch_size]
+        sal = np.full((len(ks), *M.FRAME_SHAPE), np.nan)
+        live = ks[has_fix[ks]]  # inputs without fixations are undefined whatever the map: skip the model
+        if len(live):
+            sal[has_fix[ks]] = source(trial.inputs[live])
+        fix = trial.fixation_maps(ks)
+        rngs = [M.input_rng(cfg.seed, trial.trial_id, int(k)) for k in ks]
+        neg = np.stack([negative_map(trial, M.choose_other_inputs(g, int(k), has_fix, cfg.n_other)) for g, k in zip(rngs, ks)])
+        cols["nss"].append(M.nss(sal, fix))
+        cols["kl"].append(M.kl_divergence(sal, fix, sigma=cfg.kl_sigma))
+        cols["sauc"].append(M.shuffled_auc(sal, fix, neg, n_draws=cfg.n_draws, rng=rngs))
+    df = pd.DataFrame(
+        {
+            "trial_id": np.full(len(k_all), int(trial.trial_id), dtype=np.int64),
+            "subject": [str(trial.subject)] * len(k_all),
+            "input": k_all.astype(np.int64),
+            "frame_id": np.asarray(trial.frame_ids)[k_all].astype(np.int64),
+            "n_fixations": totals[k_all].astype(np.int64),
+        }
+    )
+    for m in METRICS:
+        df[m] = np.concatenate(cols[m]) if cols[m] else np.zeros(0)
+    return df
+
+
+def score_model(
+    model: torch.nn.Module | None,
+    trials: Iterable[Any],
+    cfg: ScoreConfig,
+    *,
+    device: torch.device | str | None = None,
+    n_trials: int | None = None,
+) -> pd.DataFrame:
+    """Per-input metrics of every input of every trial (one row each, ``PER_INPUT_COLUMNS``).
+
+    ``model`` may be None for the reference methods. ``device`` defaults to ``cfg.device`` (auto: CUDA if
+    available); the model is moved there.
+    """
+    from fls.device import resolve_device
+
+    dev = torch.device(device) if device is not None else resolve_device(cfg.device)
+    if model is not None:
+        model = model.to(dev)
+    source = SaliencySource(cfg.method, model, cfg, dev)
+    frames = []
+    for trial in tqdm(trials, total=n_trials, desc=f"score {cfg.method}", unit="trial", disable=not cfg.progress):
+        frames.append(score_trial(trial, source, cfg))
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype="float64" if c in METRICS else "int64") for c in PER_INPUT_COLUMNS})
+    return pd.concat(frames, ignore_index=True)
+
+
+# ------------------------------------------------------------------------------------------ summaries
+
+
+def metric_summary(df: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    return {m: M.summarise(df[m].to_numpy(dtype=np.float64)) for m in METRICS}
+
+
+def per_trial_summary(df: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for tid, g in df.groupby("trial_id", sort=True):
+        out.append(
+            {
+                "trial_id": int(tid),
+                "subject": str(g["subject"].iloc[0]),
+                "n_inputs": int(len(g)),
+                "n_inputs_with_fixations": int((g["n_fixations"] > 0).sum()),
+                "metrics": metric_summary(g),
+            }
+        )
+    return out
+
+
+# ------------------------------------------------------------------------------------------ the stage
+
+
+def select_trials(atari_head_dir: str | Path, game: str, max_trials: int | None) -> pd.DataFrame:
+    """Index rows of the game's usable trials, sorted by trial id, the first ``max_trials`` of them."""
+    from fls.atari_head import head_game, paper_game
+    from fls.atari_head.dataset import load_index
+
+    name = paper_game(head_game(game))
+    df = load_index(atari_head_dir)
+    rows = df[(df["game"] == name) & (df["skipped"] == "")].sort_values("trial_id", kind="stable")
+    if rows.empty:
+        raise ScoringError(f"{Path(atari_head_dir) / 'index.csv'}: no usable trials of {name}")
+    return rows if max_trials is None else rows.head(max_trials)
+
+
+def load_scored_model(
+    cfg: ScoreConfig,
+    *,
+    run: str | Path | None,
+    checkpoint: str | Path | None,
+    arch: str | None,
+    init_seed: int | None,
+    game: str | None,
+    device: torch.device,
+) -> tuple[torch.nn.Module | None, dict[str, Any], str]:
+    """(model or None, provenance, game) for the method; the game defaults to the trained run's."""
+    from fls.games import get_game
+
+    given = [n for n, v in (("--run", run), ("--checkpoint", checkpoint), ("--arch", arch)) if v is not None]
+    if cfg.method not in MODEL_METHODS:
+        if given:
+            raise ScoringError(f"method '{cfg.method}' is model-free: drop {', '.join(given)}")
+        if game is None:
+            raise ScoringError(f"method '{cfg.method}' needs --game")
+        return None, {"arch": None, "checkpoint": None}, get_game(game).name
+    if len(given) != 1:
+        raise ScoringError(
+            "give exactly one of --run DIR, --checkpoint FILE or --arch ID (fresh model)"
+            + (f"; got {', '.join(given)}" if given else "")
+        )
+    if init_seed is not None and arch is None:
+        raise ScoringError("--init-seed only applies to a freshly initialised model (--arch)")
+    if arch is not None:
+        from fls.models import build_model
+
+        if game is None:
+            raise ScoringError("--arch (fresh model) needs --game")
+        seed = 0 if init_seed is None else int(init_seed)
+        torch.manual_seed(seed)
+        model = build_model(arch, get_game(game).num_actions).to(device).eval()
+        meta: dict[str, Any] = {
+            "arch": model.spec.id,
+            "game": None,
+            "checkpoint": {"path": None, "sha256": None, "init_seed": seed, "global_step": 0},
+        }
+    else:
+        from fls.checkpoint import load_policy, resolve_policy_file
+
+        path = resolve_policy_file(run if run is not None else checkpoint)
+        model, meta = load_policy(path, device)
+        meta = dict(meta)
+        meta["checkpoint"] = {
+            "path": str(path),
+            "sha256": _sha256(path),
+            "init_seed": None,
+            "global_step": int(meta.get("global_step", 0)),
+        }
+    trained_game = meta.get("game")
+    if trained_game is not None and game is not None and get_game(game).name != get_game(trained_game).name:
+        raise ScoringError(f"the model was trained on {trained_game}, not {get_game(game).name}: score it on its own game")
+    name = get_game(game if game is not None else trained_game).name
+    train_cfg = meta.get("config") or {}
+    info = {
+        "arch": meta["arch"],
+        "checkpoint": meta.get("checkpoint"),
+        "trained_game": trained_game,
+        "train_seed": train_cfg.get("seed") if isinstance(train_cfg, dict) else None,
+    }
+    return model, info, name
+
+
+def _sha256(path: str | Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def score_to_dir(
+    cfg: ScoreConfig,
+    out: str | Path,
+    *,
+    atari_head: str | Path,
+    game: str | None = None,
+    run: str | Path | None = None,
+    checkpoint: str | Path | None = None,
+    arch: str | None = None,
+    init_seed: int | None = None,
+) -> dict[str, Any]:
+    """The ``fls score`` stage: OUT/per_input.parquet, per_trial.json, summary.json, run_info.json."""
+    from fls.atari_head.dataset import load_trial
+    from fls.atari_head.sample import SUBJECT as SYNTHETIC_SUBJECT
+    from fls.atomic import atomic_path, atomic_write_json
+    from fls.config import resolved
+    from fls.device import resolve_device
+    from fls.runinfo import write_run_info
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    dev = resolve_device(cfg.device)
+    model, model_info, game_name = load_scored_model(
+        cfg, run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed, game=game, device=dev
+    )
+    rows = select_trials(atari_head, game_name, cfg.max_trials)
+    trials = (load_trial(p) for p in rows["path"])
+    df = score_model(model, trials, cfg, device=dev, n_trials=len(rows))
+    df = df[list(PER_INPUT_COLUMNS)]
+    synthetic = bool((rows["subject"] == SYNTHETIC_SUBJECT).any())
+
+    with atomic_path(out / "per_input.parquet") as tmp:
+        df.to_parquet(tmp, index=False)
+    atomic_write_json(out / "per_trial.json", {"schema_version": SCHEMA_VERSION, "trials": per_trial_summary(df)})
+    summary = {
+        "schema_version": SCHEMA_VERSION,
+        "game": game_name,
+        "method": cfg.method,
+        "arch": model_info["arch"],
+        "model": model_info,
+        "atari_head": str(atari_head),
+        "synthetic_gaze": synthetic,
+        "n_trials": int(df["trial_id"].nunique()),
+        "n_inputs": int(len(df)),
+        "n_inputs_with_fixations": int((df["n_fixations"] > 0).sum()),
+        "metrics": metric_summary(df),
+        "config": resolved(cfg),
+        "device": str(dev),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    atomic_write_json(out / "summary.json", summary)
+    write_run_info(out / "run_info.json", resolved(cfg), stage="score", extra={"game": game_name, "model": model_info})
+    return summary
+

@@ -1,0 +1,66 @@
+"""`fls score`: saliency of a model (or a reference map) against Atari-HEAD human gaze (Table 4 metrics)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fls.config import load_config
+from fls.scoring import ScoreConfig, score_to_dir
+from pipeline.errors import cli_errors
+from pipeline.options import Arch, Device, Game, OutDir, ParamsFile, RunDir, Seed
+
+
+@cli_errors
+def main(
+    out: OutDir,
+    atari_head: Annotated[
+        Path, typer.Option("--atari-head", file_okay=False, help="Preprocessed Atari-HEAD folder (`fls atari-head preprocess`).")
+    ],
+    run: RunDir = None,
+    checkpoint: Annotated[
+        Optional[Path], typer.Option("--checkpoint", help="A checkpoint file (model.pt / checkpoint.pt).", dir_okay=False)
+    ] = None,
+    arch: Arch = None,
+    init_seed: Annotated[
+        Optional[int], typer.Option("--init-seed", help="With --arch: seed of the fresh model's initialisation (0).")
+    ] = None,
+    game: Game = None,
+    method: Annotated[
+        Optional[str],
+        typer.Option("--method", help="attention | uniform | center_bias | perturbation | gradient (attention)."),
+    ] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Inputs per batch (64).")] = None,
+    n_draws: Annotated[Optional[int], typer.Option("--n-draws", help="Shuffled-AUC draws per input (100).")] = None,
+    seed: Seed = None,
+    max_trials: Annotated[Optional[int], typer.Option("--max-trials", help="Quick run: first N trials.")] = None,
+    max_inputs: Annotated[Optional[int], typer.Option("--max-inputs", help="Quick run: first N inputs per trial.")] = None,
+    params: ParamsFile = None,
+    device: Device = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Score saliency vs gaze: OUT/per_input.parquet, per_trial.json, summary.json, run_info.json."""
+    overrides = {
+        "method": method,
+        "batch_size": batch_size,
+        "n_draws": n_draws,
+        "seed": seed,
+        "max_trials": max_trials,
+        "max_inputs": max_inputs,
+        "device": device,
+        "progress": False if quiet else None,
+    }
+    cfg = load_config(ScoreConfig, params, "score" if params is not None else None, overrides)
+    s = score_to_dir(cfg, out, atari_head=atari_head, game=game, run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed)
+
+    def fmt(m: str) -> str:
+        v = s["metrics"][m]
+        mean = "undefined" if v["mean"] is None else f"{v['mean']:.3f}"
+        return f"{m} {mean} ({v['n_defined']} defined, {v['n_undefined']} undefined)"
+
+    who = s["arch"] or "reference"
+    typer.echo(f"{who} [{s['method']}] on {s['game']}: {s['n_inputs']} inputs of {s['n_trials']} trials; " + "; ".join(fmt(m) for m in ("nss", "kl", "sauc")))
+    if s["synthetic_gaze"]:
+        typer.echo("note: the gaze is SYNTHETIC (fls atari-head sample) -- not a result")
