@@ -166,3 +166,39 @@ def test_cli_download(served, tmp_path):
     assert info["config"]["games"] == ["enduro"] and info["result"]["downloaded"][0] == "enduro.zip"
     res = CliRunner().invoke(app, ["atari-head", "download", "--games", "pong", "--out", str(out)])
     assert res.exit_code == 2 and "unknown game 'pong'" in res.output
+
+
+def test_cli_download_reads_params_section(served, tmp_path):
+    out = tmp_path / "out"
+    with ZenodoServer(served) as server:
+        params = tmp_path / "params.yaml"
+        params.write_text(f"atari_head:\n  games: [enduro]\n  api_url: {server.api_url}\n  backoff: 0\n  retries: 1\n")
+        res = CliRunner().invoke(app, ["atari-head", "download", "--out", str(out), "--params", str(params), "--no-progress"])
+        assert res.exit_code == 0, res.output
+        assert (out / "enduro.zip").exists() and not (out / "breakout.zip").exists()
+        params.write_text("atari_head:\n  gamez: [enduro]\n")
+        res = CliRunner().invoke(app, ["atari-head", "download", "--out", str(out), "--params", str(params)])
+        assert res.exit_code == 2 and "unknown field 'gamez'" in res.output
+
+
+def test_cli_serve_then_download(served, tmp_path):
+    """`fls atari-head serve` blocks, so it runs as a child process that the test stops itself."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from pipeline.app import main; main()", "atari-head", "serve", "--dir", str(served)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        api_url = line.split("--api-url ")[1].split()[0]
+        result = download("enduro", tmp_path / "out", api_url=api_url, backoff=0, progress=False)
+        assert result.downloaded[0] == "enduro.zip"
+        assert md5(tmp_path / "out" / "enduro.zip") == md5(served / "enduro.zip")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc.stdout.close()

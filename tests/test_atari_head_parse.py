@@ -49,22 +49,25 @@ def test_labels_nulls_floats_and_out_of_frame_points():
             "AB_1_1,null,null,null,null,null,null",
             "AB_1_2,0,12,48.5,4,17,10.25,20.75,159.4,209.4,-3.0,5.0,80.0,215.0",
             "AB_1_3,1,0,50,0,1,null",
+            "AB_1_4,1,0,50,0,1,3.0,4.0,",
         ]
     )
     lab = parse_labels(text, "t")
-    assert lab.n_frames == 3
-    assert list(lab.frame_numbers) == [1, 2, 3]
-    assert lab.episode_id == [None, 0, 1]
-    assert lab.score == [None, 12, 0]
-    assert lab.duration_ms == [None, 48.5, 50.0]
-    assert lab.action == [None, 17, 1]
+    assert lab.n_frames == 4
+    assert list(lab.frame_numbers) == [1, 2, 3, 4]
+    assert lab.episode_id == [None, 0, 1, 1]
+    assert lab.score == [None, 12, 0, 0]
+    assert lab.duration_ms == [None, 48.5, 50.0, 50.0]
+    assert lab.unclipped_reward == [None, 4.0, 0.0, 0.0]
+    assert lab.action == [None, 17, 1, 1]
     assert lab.n_null_gaze == 2
     assert lab.n_dropped == 2  # (-3, 5) and (80, 215)
-    assert lab.n_kept == 2
+    assert lab.n_kept == 3
     x, y = lab.gaze(1)
     np.testing.assert_allclose(x, [10.25, 159.4])
     np.testing.assert_allclose(y, [20.75, 209.4])
     assert lab.gaze(0)[0].size == 0 and lab.gaze(2)[0].size == 0
+    assert lab.gaze(3)[0].tolist() == [3.0] and lab.gaze(3)[1].tolist() == [4.0]
 
 
 def test_gaze_rounding_boundaries():

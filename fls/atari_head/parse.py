@@ -174,10 +174,12 @@ def parse_labels(text: str, trial: str) -> Labels:
     lines = text.splitlines()
     if not lines:
         raise AtariHeadError(f"{trial}: label file is empty (expected a header line)")
-    header = [h.strip() for h in lines[0].split(",")]
-    if header[: len(LABEL_FIELDS)] != list(LABEL_FIELDS):
+    # Columns are positional; only the first name is checked so that spelling variants of the
+    # other header names in the published files do not reject every trial.
+    header = [h.strip().lower() for h in lines[0].split(",")]
+    if header[0] != LABEL_FIELDS[0] or len(header) < len(LABEL_FIELDS):
         raise AtariHeadError(
-            f"{trial}: label header line 1 is {lines[0][:80]!r}, expected it to begin with {','.join(LABEL_FIELDS)}"
+            f"{trial}: label header line 1 is {lines[0][:80]!r}, expected {','.join(LABEL_FIELDS)},gaze_positions"
         )
     frame_ids: list[str] = []
     numbers: list[int] = []
@@ -194,7 +196,7 @@ def parse_labels(text: str, trial: str) -> Labels:
     for lineno, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
-        f = [t.strip() for t in line.split(",")]
+        f = [t.strip() for t in line.rstrip().rstrip(",").split(",")]  # tolerate a trailing comma
         where = f"{trial}: label line {lineno}"
         if len(f) < 7:
             raise AtariHeadError(f"{where}: expected at least 7 comma-separated fields (6 + gaze or 'null'), got {len(f)}")
