@@ -34,7 +34,7 @@ def _raw_env(env_id: str) -> Any:
             frameskip=1,
             repeat_action_probability=0.0,
             full_action_space=False,
-            obs_type="rgb",
+            obs_type="ram",  # cheap per-frame observation; the screen is read only when it is needed
             max_num_frames_per_episode=None,  # the cap is counted here, over agent-step frames
         )
     except gym.error.Error as e:
@@ -63,9 +63,9 @@ class AtariCore:
         self._elapsed = 0
         self._lives = 0
 
-    def _frame(self, action: int) -> tuple[np.ndarray, float, bool]:
-        rgb, reward, terminated, _, _ = self.raw.step(action)
-        return rgb, float(reward), bool(terminated)
+    def _frame(self, action: int) -> tuple[float, bool]:
+        _, reward, terminated, _, _ = self.raw.step(action)
+        return float(reward), bool(terminated)
 
     def _push(self) -> None:
         np.maximum(self._gray[0], self._gray[1], out=self._gray[0])  # in place, as the C++ env does
@@ -87,7 +87,7 @@ class AtariCore:
             self._frame(self._fire_index)
             noops -= 1
         for _ in range(max(noops, 0)):
-            _, _, over = self._frame(0)
+            _, over = self._frame(0)
             if over:
                 self.raw.reset()
         self._stack[:] = 0
@@ -102,7 +102,7 @@ class AtariCore:
         reward = 0.0
         over = lost = False
         for skip_id in range(FRAME_SKIP, 0, -1):
-            rgb, r, over = self._frame(action)
+            r, over = self._frame(action)
             reward += r
             self._elapsed += 1
             lives = self.ale.lives()
@@ -110,7 +110,7 @@ class AtariCore:
             if over or self._elapsed >= self.max_episode_frames:
                 break
             if skip_id <= 2:
-                self._gray[skip_id - 1] = to_gray(rgb)
+                self._gray[skip_id - 1] = to_gray(self.screen_rgb())
         self._push()
         self._lives = self.ale.lives()
         return self._stack.copy(), reward, over, lost, self._elapsed >= self.max_episode_frames
