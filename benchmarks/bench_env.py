@@ -1,0 +1,64 @@
+"""Env-only throughput of the training vector env (random actions), and what its Python layer costs.
+
+For 8 and 16 envs it prints agent steps/s and emulator frames/s of:
+  raw   - ale-py's AtariVectorEnv alone, configured as fls uses it (SameStep, life-loss info, no clipping);
+  fls   - fls.envs.AtariVecEnv on top of it (episodic life, forced FIRE, whole-game statistics);
+and the share of steps that were forced FIRE steps (``valid`` False), i.e. samples the learner drops.
+
+    python benchmarks/bench_env.py [--quick] [--game Breakout] [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from fls.envs import make_vector_env
+from fls.preprocessing import FRAME_SKIP
+
+
+def _measure(step, num_envs: int, num_actions: int, seconds: float, rng: np.random.Generator) -> tuple[int, float]:
+    actions = rng.integers(0, num_actions, (1024, num_envs))
+    steps = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        step(actions[steps % 1024])
+        steps += 1
+    return steps, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--game", default="Breakout")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per configuration")
+    parser.add_argument("--quick", action="store_true", help="1 s per configuration")
+    parser.add_argument("--num-threads", type=int, default=0, help="C++ worker threads (0: one per env, capped at cores)")
+    args = parser.parse_args()
+    seconds = 1.0 if args.quick else args.seconds
+    rng = np.random.default_rng(0)
+    print(f"game={args.game} seconds/config={seconds}")
+    print(f"{'envs':>4} {'layer':>5} {'agent steps/s':>14} {'frames/s':>10} {'forced FIRE share':>18}")
+    for n in (8, 16):
+        env = make_vector_env(args.game, n, 1, num_threads=args.num_threads)
+        env.reset()
+        raw = env._backend._env  # the bare AtariVectorEnv underneath
+        steps, dt = _measure(raw.step, n, env.num_actions, seconds, rng)
+        rate = steps * n / dt
+        print(f"{n:>4} {'raw':>5} {rate:>14.0f} {rate * FRAME_SKIP:>10.0f} {'-':>18}")
+        env.reset()
+        invalid = [0]
+
+        def fls_step(a, env=env, invalid=invalid):
+            invalid[0] += int((~env.step(a).valid).sum())
+
+        steps, dt = _measure(fls_step, n, env.num_actions, seconds, rng)
+        rate = steps * n / dt
+        share = invalid[0] / (steps * n)
+        print(f"{n:>4} {'fls':>5} {rate:>14.0f} {rate * FRAME_SKIP:>10.0f} {share:>18.4f}")
+        env.close()
+
+
+if __name__ == "__main__":
+    main()
