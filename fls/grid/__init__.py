@@ -1,0 +1,88 @@
+"""Scale-out: run the stale DVC stages in parallel on a Ray cluster while DVC stays the source of truth.
+
+``dvc repro`` runs one stage at a time and two ``dvc repro`` in one workspace collide on DVC's lock, so
+the 450-run paper grid would take months on one GPU. Here DVC still decides *what* is stale and in
+which order (:mod:`fls.grid.plan`), Ray decides *where* each stage's command runs
+(:mod:`fls.grid.executor`), and the driver records every finished stage with DVC so ``dvc status`` and
+``dvc repro`` see the work as done. See docs/scale_out.md.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fls.grid.executor import (
+    DvcRecorder,
+    GridError,
+    GridResult,
+    RunOptions,
+    cluster_slots,
+    connect_ray,
+    run_plan,
+)
+from fls.grid.plan import Plan, PlanError, build_plan, parse_selectors
+
+__all__ = [
+    "GridError",
+    "GridOutcome",
+    "GridResult",
+    "Plan",
+    "PlanError",
+    "RunOptions",
+    "build_plan",
+    "parse_selectors",
+    "run_grid",
+]
+
+
+@dataclass
+class GridOutcome:
+    plan: Plan
+    result: GridResult | None  # None for a dry run or an empty plan
+    summary_path: Path | None
+
+
+def run_grid(
+    root: str | os.PathLike[str],
+    selectors: Sequence[str] = (),
+    *,
+    address: str | None = None,
+    gpus_per_run: float | None = None,
+    cpus_per_run: float = 1.0,
+    max_retries: int = 2,
+    with_upstream: bool = True,
+    dry_run: bool = False,
+    show_progress: bool | None = None,
+) -> GridOutcome:
+    """Plan from DVC, run on Ray (local unless ``address``), commit each success, write summary.json.
+
+    ``gpus_per_run=None`` asks for 0.25 GPU per stage when the cluster has GPUs and none otherwise.
+    """
+    from fls.grid.progress import GridProgress, write_summary
+
+    recorder = DvcRecorder(root)
+    try:
+        plan = build_plan(recorder.root, selectors, with_upstream=with_upstream, repo=recorder.repo)
+        if dry_run or not plan.stages:
+            return GridOutcome(plan, None, None)
+        started_ray = connect_ray(address)
+        import ray
+
+        try:
+            resources = ray.cluster_resources()
+            if gpus_per_run is None:
+                gpus_per_run = 0.25 if resources.get("GPU", 0.0) > 0 else 0.0
+            options = RunOptions(gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, max_retries=max_retries)
+            options.validate()
+            progress = GridProgress(len(plan), cluster_slots(resources, options), disable=None if show_progress is None else not show_progress)
+            result = run_plan(plan, options, recorder, progress)
+        finally:
+            if started_ray:
+                ray.shutdown()
+        path = write_summary(recorder.root, result, plan)
+        return GridOutcome(plan, result, path)
+    finally:
+        recorder.close()

@@ -1,0 +1,496 @@
+"""Run a grid plan as Ray tasks and record every finished stage with DVC.
+
+Division of labour, chosen so that parallel runs never fight over DVC's repository lock:
+
+* workers (Ray tasks, on any node) only run a stage's shell commands in its ``wdir`` and append to
+  ``.fls_grid/logs/<stage>.log``; they never import or call DVC;
+* the driver (this process) alone talks to DVC: it clears a stage's non-persistent outputs before the
+  first launch (as ``dvc repro`` does), re-asks DVC whether a downstream stage is still stale once its
+  upstream stages are committed, and after each success runs the equivalent of
+  ``dvc commit <stage> --force`` -- one at a time, so ``dvc.lock`` is written by one process only.
+
+Every success is committed at once, so an interrupted grid loses no finished stage and the next
+``fls grid run`` (or ``dvc repro``) sees exactly what is still stale.
+
+Failures: a worker lost or killed by the system (OOM killer on the worker, node death) is resubmitted
+by Ray itself (``max_retries``); a command that exits non-zero (including one killed by a signal) is
+resubmitted by the driver, up to ``max_retries`` times too. A retry does not clear outputs, so
+``fls train`` resumes from its checkpoint. A stage that still fails is reported with the tail of its
+log, its dependants are marked blocked, and all other stages carry on.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fls.grid.plan import DOWNSTREAM, Plan, PlannedStage
+
+GRID_DIR = ".fls_grid"
+LOG_HEADER = "### fls-grid: start"
+
+# Terminal and transient stage states, as they appear in the progress view and summary.json.
+PENDING, RUNNING, DONE, UP_TO_DATE, FAILED, BLOCKED, CANCELLED = (
+    "pending",
+    "running",
+    "done",
+    "up-to-date",
+    "failed",
+    "blocked",
+    "cancelled",
+)
+TERMINAL = (DONE, UP_TO_DATE, FAILED, BLOCKED, CANCELLED)
+
+
+class GridError(ValueError):
+    """Bad grid options or a Ray cluster that cannot satisfy them."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Worker side: plain Python, no DVC.
+
+
+def _die_with_parent() -> None:
+    # If the Ray worker running this stage is killed, its command must die too: otherwise the retry
+    # would train a second copy of the same run into the same directory.
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _shell_argv(shell: str, command: str) -> list[str]:
+    # As `dvc repro`: the user's shell, without rc files that could change the environment.
+    name = os.path.basename(shell).lower()
+    opts = {"bash": ["--noprofile", "--norc"], "zsh": ["--no-rcs"]}.get(name, [])
+    return [shell, *opts, "-c", command]
+
+
+def execute_stage(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one stage's commands in its wdir (inside a Ray task); never raises for a failing command.
+
+    ``spec`` keys: name, commands, wdir, log, shell, env (extra variables), submission.
+    Returns returncode (0, the first non-zero exit, or -signal), start/end (epoch s), host, pid.
+    """
+    shell = spec.get("shell") or "/bin/sh"
+    if not os.path.exists(shell):
+        shell = "/bin/sh"
+    env = dict(os.environ)
+    env.update(spec.get("env", {}))
+    log_path = Path(spec["log"])
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    host = socket.gethostname()
+    returncode = 0
+    with open(log_path, "ab", buffering=0) as log:
+        log.write(
+            f"{LOG_HEADER} {spec['name']} submission={spec.get('submission', 1)} host={host} pid={os.getpid()} "
+            f"at={datetime.now(timezone.utc).isoformat(timespec='seconds')}\n".encode()
+        )
+        for command in spec["commands"]:
+            log.write(f"$ {command}\n".encode())
+            proc = subprocess.Popen(
+                _shell_argv(shell, command),
+                cwd=spec["wdir"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                close_fds=True,
+                preexec_fn=_die_with_parent,
+            )
+            returncode = proc.wait()
+            if returncode != 0:
+                break
+        end = time.time()
+        log.write(f"### fls-grid: end rc={returncode} after {end - start:.1f}s\n".encode())
+    return {"returncode": returncode, "start": start, "end": end, "host": host, "pid": os.getpid()}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Driver side: DVC access, serialised in this process.
+
+
+class DvcRecorder:
+    """The driver's only door to DVC: staleness checks, output clearing and commits, one at a time."""
+
+    def __init__(self, root: str | os.PathLike[str], lock_wait_s: float = 120.0) -> None:
+        from fls.grid.plan import open_repo
+
+        self.repo = open_repo(root)
+        # One "Updating lock file" line per commit would drown the progress view.
+        logging.getLogger("dvc").setLevel(max(logging.getLogger("dvc").getEffectiveLevel(), logging.WARNING))
+        self.root = self.repo.root_dir
+        self.lock_wait_s = lock_wait_s
+
+    def close(self) -> None:
+        self.repo.close()
+
+    def _stage(self, name: str) -> Any:
+        from fls.grid.plan import canonical_name
+
+        for stage in self.repo.index.stages:
+            if canonical_name(stage, self.root) == name:
+                return stage
+        raise KeyError(f"stage {name} is no longer in the DVC pipeline")
+
+    def _with_lock_retry(self, func: Callable[[], Any]) -> Any:
+        # Someone may run `dvc status` beside the grid; DVC then refuses its lock for a moment.
+        from dvc.lock import LockError
+
+        from fls.grid.plan import at_root
+
+        deadline = time.monotonic() + self.lock_wait_s
+        while True:
+            try:
+                with at_root(self.root):
+                    return func()
+            except LockError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+
+    def is_stale(self, name: str) -> bool:
+        from fls.grid.plan import dvc_target
+
+        target = dvc_target(self._stage(name))
+        return bool(self._with_lock_retry(lambda: self.repo.status(targets=[target])))
+
+    def clear_outputs(self, name: str) -> None:
+        """Remove the stage's non-persistent outputs before its first launch, exactly as `dvc repro` does."""
+        from dvc.repo import lock_repo
+
+        def clear() -> None:
+            with lock_repo(self.repo):  # DVC's stage-level locks require the repository lock
+                self._stage(name).remove_outs(ignore_remove=False, force=False)
+
+        self._with_lock_retry(clear)
+
+    def commit(self, name: str) -> None:
+        """``dvc commit <name> --force``: store outputs in the cache and write deps/outs hashes to dvc.lock."""
+        from fls.grid.plan import dvc_target
+
+        target = dvc_target(self._stage(name))
+        self._with_lock_retry(lambda: self.repo.commit(target, force=True))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Ray connection.
+
+
+def connect_ray(address: str | None, *, num_cpus: int | None = None, num_gpus: int | None = None) -> bool:
+    """Connect to ``address`` or start a local Ray; returns True if this call started/connected Ray.
+
+    An already initialised Ray (a test, a notebook) is reused as is.
+    """
+    os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
+    import ray
+
+    if ray.is_initialized():
+        return False
+    common = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}
+    if address:
+        ray.init(address=address, **common)
+    else:
+        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **common)
+    return True
+
+
+def _default_shell() -> str:
+    return os.environ.get("SHELL") or "/bin/sh"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def log_path_for(root: str | os.PathLike[str], name: str) -> Path:
+    safe = name.replace(os.sep, "__").replace(":", "_")
+    return Path(root) / GRID_DIR / "logs" / f"{safe}.log"
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 16384))
+            text = fh.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def count_executions(path: Path) -> int:
+    """How many times a stage's command was started in this grid run (Ray's own retries included)."""
+    try:
+        with open(path, "rb") as fh:
+            return sum(1 for line in fh if line.startswith(LOG_HEADER.encode()))
+    except FileNotFoundError:
+        return 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scheduling.
+
+
+@dataclass
+class RunOptions:
+    gpus_per_run: float = 0.0
+    cpus_per_run: float = 1.0
+    max_retries: int = 2
+
+    def validate(self) -> None:
+        if self.gpus_per_run < 0 or self.gpus_per_run > 1 and self.gpus_per_run != int(self.gpus_per_run):
+            raise GridError(f"--gpus-per-run {self.gpus_per_run}: expected a fraction in [0, 1] or a whole number")
+        if self.cpus_per_run <= 0:
+            raise GridError(f"--cpus-per-run {self.cpus_per_run}: expected a positive number")
+        if self.max_retries < 0:
+            raise GridError(f"--max-retries {self.max_retries}: expected 0 or more")
+
+
+@dataclass
+class StageRecord:
+    name: str
+    group: str
+    state: str = PENDING
+    submissions: int = 0  # launches by the driver (1 + retries after non-zero exits / lost tasks)
+    executions: int = 0  # command starts, Ray's own retries of lost workers included
+    returncode: int | None = None
+    start: float | None = None
+    end: float | None = None
+    host: str | None = None
+    log: str = ""
+    error: str | None = None
+    log_tail: str | None = None
+    blocked_by: str | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.start is None or self.end is None:
+            return None
+        return self.end - self.start
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["duration_s"] = self.duration_s
+        return data
+
+
+@dataclass
+class GridResult:
+    records: list[StageRecord]
+    started: float
+    finished: float
+    options: dict[str, Any] = field(default_factory=dict)
+    interrupted: bool = False
+
+    def counts(self) -> dict[str, int]:
+        out = {state: 0 for state in (DONE, UP_TO_DATE, FAILED, BLOCKED, CANCELLED, PENDING)}
+        for rec in self.records:
+            out[rec.state] = out.get(rec.state, 0) + 1
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return all(r.state in (DONE, UP_TO_DATE) for r in self.records)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": "fls.grid.summary/1",
+            "started": datetime.fromtimestamp(self.started, timezone.utc).isoformat(timespec="seconds"),
+            "finished": datetime.fromtimestamp(self.finished, timezone.utc).isoformat(timespec="seconds"),
+            "wall_s": round(self.finished - self.started, 3),
+            "interrupted": self.interrupted,
+            "options": self.options,
+            "counts": self.counts(),
+            "stages": [r.to_json() for r in self.records],
+        }
+
+
+class _Observer:
+    """Receives state changes (the progress view implements this)."""
+
+    def update(self, records: dict[str, StageRecord], now: float) -> None:  # pragma: no cover - interface
+        pass
+
+    def close(self) -> None:  # pragma: no cover - interface
+        pass
+
+
+def cluster_slots(resources: dict[str, float], options: RunOptions) -> int:
+    """How many stages the cluster can run at once with the requested shares (at least 1)."""
+    slots = resources.get("CPU", 0.0) / options.cpus_per_run
+    if options.gpus_per_run > 0:
+        slots = min(slots, resources.get("GPU", 0.0) / options.gpus_per_run)
+    return max(1, int(slots + 1e-9))
+
+
+def run_plan(
+    plan: Plan,
+    options: RunOptions,
+    recorder: DvcRecorder,
+    observer: _Observer | None = None,
+    *,
+    poll_s: float = 1.0,
+) -> GridResult:
+    """Run every planned stage on the connected Ray cluster; returns when all are terminal."""
+    import ray
+
+    options.validate()
+    resources = ray.cluster_resources()
+    if options.gpus_per_run > 0 and resources.get("GPU", 0.0) < options.gpus_per_run:
+        raise GridError(
+            f"--gpus-per-run {options.gpus_per_run}: the Ray cluster has {resources.get('GPU', 0.0):g} GPU(s); "
+            "use --gpus-per-run 0 for CPU-only runs"
+        )
+    if resources.get("CPU", 0.0) < options.cpus_per_run:
+        raise GridError(f"--cpus-per-run {options.cpus_per_run}: the Ray cluster has {resources.get('CPU', 0.0):g} CPU(s)")
+
+    remote = ray.remote(execute_stage)
+    task_options = {
+        "num_cpus": options.cpus_per_run,
+        "num_gpus": options.gpus_per_run,
+        "max_retries": options.max_retries,  # Ray resubmits tasks whose worker or node died
+        "retry_exceptions": False,
+    }
+    root = recorder.root
+    shell = _default_shell()
+    stages = plan.by_name()
+    records = {s.name: StageRecord(s.name, s.group, log=str(log_path_for(root, s.name))) for s in plan.stages}
+    running: dict[Any, str] = {}
+    started = time.time()
+    interrupted = False
+    grid_dir = Path(root) / GRID_DIR
+    grid_dir.mkdir(exist_ok=True)
+    (grid_dir / ".gitignore").write_text("# logs and summaries of `fls grid run`\n*\n")
+
+    def notify() -> None:
+        if observer is not None:
+            observer.update(records, time.time())
+
+    def block_dependants(name: str) -> None:
+        for dep in plan.downstream_of(name):
+            rec = records[dep]
+            if rec.state == PENDING:
+                rec.state, rec.blocked_by = BLOCKED, name
+
+    def fail(name: str, error: str) -> None:
+        rec = records[name]
+        rec.state, rec.error = FAILED, error
+        rec.log_tail = log_tail(Path(rec.log))
+        block_dependants(name)
+
+    def submit(stage: PlannedStage) -> None:
+        rec = records[stage.name]
+        rec.submissions += 1
+        spec = {
+            "name": stage.name,
+            "commands": list(stage.commands),
+            "wdir": stage.wdir,
+            "log": rec.log,
+            "shell": shell,
+            "submission": rec.submissions,
+            "env": {"DVC_ROOT": root, "DVC_STAGE": stage.name, "FLS_GRID_SUBMISSION": str(rec.submissions)},
+        }
+        ref = remote.options(name=f"fls-grid:{stage.name}", **task_options).remote(spec)
+        running[ref] = stage.name
+        rec.state = RUNNING
+        if rec.start is None:
+            rec.start = time.time()  # first submission; replaced by the task's own start when it reports
+
+    def launch_ready() -> None:
+        progressed = True
+        while progressed:  # an up-to-date stage can make its dependants ready at once
+            progressed = False
+            for stage in plan.stages:
+                rec = records[stage.name]
+                if rec.state != PENDING or any(records[u].state not in (DONE, UP_TO_DATE) for u in stage.upstream):
+                    continue
+                if stage.kind == DOWNSTREAM and not recorder.is_stale(stage.name):
+                    rec.state = UP_TO_DATE  # its upstream reran with identical outputs, as `dvc repro` would skip it
+                    progressed = True
+                    continue
+                log = Path(rec.log)
+                log.parent.mkdir(parents=True, exist_ok=True)
+                log.write_bytes(b"")  # one log per grid run; retries append to it
+                try:
+                    recorder.clear_outputs(stage.name)
+                except Exception as exc:  # noqa: BLE001 - any DVC/filesystem problem fails this stage only
+                    fail(stage.name, f"could not clear outputs before running: {_describe(exc)}")
+                    progressed = True
+                    continue
+                submit(stage)
+
+    def finish(ref: Any) -> None:
+        name = running.pop(ref)
+        rec = records[name]
+        stage = stages[name]
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.RayError as exc:  # worker/node lost beyond Ray's own retries, or cancelled
+            result = None
+            error = _describe(exc)
+        rec.executions = count_executions(Path(rec.log))
+        if result is not None:
+            rec.returncode, rec.host = result["returncode"], result["host"]
+            rec.end = result["end"]
+            if rec.submissions == 1:
+                rec.start = result["start"]
+            if result["returncode"] == 0:
+                try:
+                    recorder.commit(name)
+                except Exception as exc:  # noqa: BLE001 - e.g. a declared output was not produced
+                    fail(name, f"command succeeded but `dvc commit` failed: {_describe(exc)}")
+                    return
+                rec.state = DONE
+                return
+            error = f"exit code {result['returncode']}"
+            if result["returncode"] < 0:
+                error = f"killed by signal {-result['returncode']} ({signal.Signals(-result['returncode']).name})"
+        else:
+            rec.end = time.time()
+        if rec.submissions <= options.max_retries:
+            submit(stage)  # outputs are kept: a resumable command continues where it stopped
+        else:
+            fail(name, f"{error} (after {rec.submissions} submission(s), {rec.executions} execution(s))")
+
+    try:
+        launch_ready()
+        notify()
+        while running:
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=poll_s)
+            for ref in ready:
+                finish(ref)
+            if ready:
+                launch_ready()
+            notify()
+    except KeyboardInterrupt:
+        interrupted = True
+        for ref, name in list(running.items()):
+            ray.cancel(ref, force=True)
+            records[name].state = CANCELLED
+            records[name].end = time.time()
+        running.clear()
+    finally:
+        if observer is not None:
+            observer.close()
+    return GridResult(
+        records=[records[s.name] for s in plan.stages],
+        started=started,
+        finished=time.time(),
+        options=asdict(options),
+        interrupted=interrupted,
+    )

@@ -1,0 +1,83 @@
+"""`fls grid`: run the stale DVC stages in parallel on Ray (`run`) or show what would run (`status`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fls.grid import build_plan, parse_selectors, run_grid
+from fls.grid.progress import plan_table, summary_table
+from pipeline.errors import cli_errors
+from pipeline.options import JsonFlag
+
+app = typer.Typer(
+    help="Run the DVC pipeline's stale stages in parallel on a Ray cluster (DVC stays the source of truth).",
+    no_args_is_help=True,
+)
+
+Stages = Annotated[
+    Optional[str],
+    typer.Option(
+        "--stages",
+        help="Comma-separated stage groups/names/globs to run, e.g. train,evaluate or 'train@nature_cnn'. Default: all.",
+    ),
+]
+Repo = Annotated[Path, typer.Option("--repo", help="Root of the DVC project.", file_okay=False)]
+NoUpstream = Annotated[
+    bool,
+    typer.Option("--no-upstream", help="Refuse (instead of pulling in) stale upstream stages of --stages."),
+]
+
+
+@app.command("run")
+@cli_errors
+def run(
+    address: Annotated[
+        Optional[str],
+        typer.Option("--address", help="Ray cluster to join (e.g. 10.0.0.1:6379 or auto); default: start Ray here."),
+    ] = None,
+    stages: Stages = None,
+    gpus_per_run: Annotated[
+        Optional[float],
+        typer.Option("--gpus-per-run", help="GPU share per stage (0.25 = four runs per GPU). Default: 0.25 if GPUs, else 0."),
+    ] = None,
+    cpus_per_run: Annotated[float, typer.Option("--cpus-per-run", help="CPU cores reserved per stage.")] = 1.0,
+    max_retries: Annotated[int, typer.Option("--max-retries", help="Retries per stage after a lost worker or non-zero exit.")] = 2,
+    repo: Repo = Path("."),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and exit without starting Ray.")] = False,
+    no_upstream: NoUpstream = False,
+) -> None:
+    """Run every stale stage as a Ray task, in dependency order, committing each success with DVC."""
+    outcome = run_grid(
+        repo,
+        parse_selectors(stages),
+        address=address,
+        gpus_per_run=gpus_per_run,
+        cpus_per_run=cpus_per_run,
+        max_retries=max_retries,
+        with_upstream=not no_upstream,
+        dry_run=dry_run,
+    )
+    if outcome.result is None:
+        typer.echo(plan_table(outcome.plan))
+        return
+    typer.echo(summary_table(outcome.result))
+    typer.echo(f"summary: {outcome.summary_path}")
+    if outcome.result.interrupted:
+        raise typer.Exit(code=130)
+    if not outcome.result.ok:
+        raise typer.Exit(code=1)
+
+
+@app.command("status")
+@cli_errors
+def status(stages: Stages = None, repo: Repo = Path("."), no_upstream: NoUpstream = False, as_json: JsonFlag = False) -> None:
+    """Print what `fls grid run` would run, in order, without running anything."""
+    plan = build_plan(repo, parse_selectors(stages), with_upstream=not no_upstream)
+    if as_json:
+        typer.echo(json.dumps(plan.to_json(), indent=2))
+    else:
+        typer.echo(plan_table(plan))
