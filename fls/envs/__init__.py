@@ -1,5 +1,29 @@
-"""Atari environments with the SPEC preprocessing (training vector env, single env, BreakoutInfinite)."""
+"""Atari environments with the SPEC preprocessing (training vector env, single env, BreakoutInfinite).
 
-from fls.envs.vector import AtariVecEnv, EnvConfigError, EpisodeStats, VecStep, make_eval_env, make_vector_env
+Names are loaded on first use: ``import fls`` imports ``fls.envs.registration`` and should stay light.
+"""
 
-__all__ = ["AtariVecEnv", "EnvConfigError", "EpisodeStats", "VecStep", "make_eval_env", "make_vector_env"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "AtariVecEnv": "fls.envs.vector",
+    "EnvConfigError": "fls.envs.vector",
+    "EpisodeStats": "fls.envs.vector",
+    "VecStep": "fls.envs.vector",
+    "make_vector_env": "fls.envs.vector",
+    "make_eval_env": "fls.envs.vector",
+    "AtariSingleEnv": "fls.envs.single",
+    "make_single_env": "fls.envs.single",
+    "make_breakout_infinite": "fls.envs.breakout_infinite",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'fls.envs' has no attribute {name!r}")

@@ -127,27 +127,30 @@ class CppBackend:
         self.action_meanings = [a.name for a in self._env.ale.get_action_set()]
         self._lives = np.zeros(num_envs, dtype=np.int64)
         self._steps = np.zeros(num_envs, dtype=np.int64)  # steps in the current game
+        self._frame = np.zeros(num_envs, dtype=np.int64)  # ALE's episode frame number
 
     def reset(self, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         obs, info = self._env.reset(seed=np.asarray(seeds, dtype=np.int64))
         self._lives = info["lives"].astype(np.int64)
+        self._frame = info["episode_frame_number"].astype(np.int64)
         self._steps[:] = 0
         return obs, self._lives.copy()
 
     def step(self, actions: np.ndarray) -> BackendStep:
         obs, reward, term, trunc, info = self._env.step(actions)
         lives = info["lives"].astype(np.int64)
+        frame = info["episode_frame_number"].astype(np.int64)
         self._steps += 1
-        # With SameStep autoreset a game over (or the cap) comes back already reset, so `info` holds the
-        # new game's lives; a lost life is the only termination that leaves lives below the previous value.
+        # With SameStep autoreset a game over (or the cap) comes back already reset, so `info` describes
+        # the new game: its frame counter starts again, and its lives are not below the old game's last
+        # count, whereas a lost life is a termination that leaves lives below the previous value.
         # (Enduro has no lives counter: every termination there is a game over.)
-        lost_life = term & (lives < self._lives)
-        reset = trunc | (term & ~lost_life)
+        reset = trunc | (term & ~(lives < self._lives)) | (frame < self._frame)
         # ALE flags the cap as truncation only when no life was lost on that step; count it ourselves.
         capped = reset & (trunc | (self._steps * FRAME_SKIP >= self.max_episode_frames))
         self._steps[reset] = 0
-        self._lives = lives
-        return BackendStep(obs, reward.astype(np.float32), term | trunc, capped, reset, lives.copy())
+        self._lives, self._frame = lives, frame
+        return BackendStep(obs, reward.astype(np.float32), term | trunc | reset, capped, reset, lives.copy())
 
     def close(self) -> None:
         self._env.close()
