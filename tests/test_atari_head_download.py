@@ -193,7 +193,13 @@ def test_cli_serve_then_download(served, tmp_path):
         text=True,
     )
     try:
-        line = proc.stdout.readline()
+        seen = []
+        for _ in range(50):  # other modules may print warnings first
+            line = proc.stdout.readline()
+            seen.append(line)
+            if "--api-url " in line or not line:
+                break
+        assert "--api-url " in line, "".join(seen)
         api_url = line.split("--api-url ")[1].split()[0]
         result = download("enduro", tmp_path / "out", api_url=api_url, backoff=0, progress=False)
         assert result.downloaded[0] == "enduro.zip"
