@@ -58,17 +58,23 @@ def _as_batch(saliency: np.ndarray, fixations: np.ndarray, what: str = "fixation
         raise MetricInputError(f"{what} must be numeric counts, got dtype {f.dtype}")
     if f.size and f.min() < 0:
         raise MetricInputError(f"{what} must be non-negative counts, got a minimum of {f.min()}")
-    return s, f.astype(np.float64, copy=False), single
+    return s, f, single
 
 
 def _result(values: np.ndarray, single: bool) -> float | np.ndarray:
     return float(values[0]) if single else values
 
 
-def _common_undefined(s: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """(B,) True where no metric is defined: no fixation, or a non-finite saliency value."""
+def _common_undefined(s: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """((B,) True where no metric is defined: no fixation or a non-finite value; per-map min; per-map max).
+
+    ``min``/``max`` propagate NaN and reach +-inf, so they double as the finiteness test.
+    """
     flat_s = s.reshape(len(s), -1)
-    return (f.reshape(len(f), -1).sum(axis=1) <= 0) | ~np.isfinite(flat_s).all(axis=1)
+    smin = flat_s.min(axis=1)
+    smax = flat_s.max(axis=1)
+    bad = (f.reshape(len(f), -1).sum(axis=1) <= 0) | ~(np.isfinite(smin) & np.isfinite(smax))
+    return bad, smin, smax
 
 
 def _flat(smin: np.ndarray, smax: np.ndarray) -> np.ndarray:
@@ -89,13 +95,18 @@ def nss(saliency: np.ndarray, fixations: np.ndarray) -> float | np.ndarray:
     s, f, single = _as_batch(saliency, fixations)
     b = len(s)
     s2 = s.reshape(b, -1)
-    f2 = f.reshape(b, -1)
-    undefined = _common_undefined(s, f)
+    undefined, smin, smax = _common_undefined(s, f)
+    idx = np.flatnonzero(f)  # fixated pixels of the whole batch (sparse), row-major: grouped by map
+    rows = idx // s2.shape[1]
+    w = f.reshape(-1)[idx].astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        n_fix = f2.sum(axis=1)
-        weighted = np.einsum("ij,ij->i", f2, s2) / n_fix
-        out = (weighted - s2.mean(axis=1)) / s2.std(axis=1)
-    undefined |= _flat(s2.min(axis=1), s2.max(axis=1))
+        n_fix = np.bincount(rows, weights=w, minlength=b)
+        weighted = np.bincount(rows, weights=w * s2.reshape(-1)[idx], minlength=b) / n_fix
+        mean = s2.mean(axis=1)
+        dev = s2 - mean[:, None]
+        std = np.sqrt(np.einsum("ij,ij->i", dev, dev) / s2.shape[1])
+        out = (weighted - mean) / std
+    undefined |= _flat(smin, smax)
     out[undefined] = np.nan
     return _result(out, single)
 
@@ -146,32 +157,37 @@ def kl_divergence(saliency: np.ndarray, fixations: np.ndarray, sigma: float = 5.
     saliency is 0 (``<= KL_ZERO_RTOL * max``), for a map with a negative value or none positive, for no fixation
     or a non-finite map. Unchanged by ``a * s`` with ``a > 0``.
 
-    Only the pixels the blur reaches are visited: with ``p = fb / sum(fb)`` and ``q = s / sum(s)``,
-    ``KL = sum_supp p (log p - log s) + log sum(s)``.
+    The blur is exact but visits only what it must: the rows and columns holding fixations go through the
+    separable blur matrices, and the sum runs over the block of pixels the kernel can reach.
     """
     s, f, single = _as_batch(saliency, fixations)
     b = len(s)
     s2 = s.reshape(b, -1)
-    undefined = _common_undefined(s, f)
+    undefined, smin, smax = _common_undefined(s, f)
     with np.errstate(invalid="ignore", over="ignore"):
-        smax = s2.max(axis=1)
         ssum = s2.sum(axis=1)
-        undefined |= ~(s2.min(axis=1) >= 0) | ~(smax > 0)
+        undefined |= ~(smin >= 0) | ~(smax > 0)
     out = np.full(b, np.nan)
-    ok = np.flatnonzero(~undefined)
-    if len(ok):
-        fb = blur_fixations(f[ok], sigma).reshape(len(ok), -1)
-        rows, cols = np.nonzero(fb > 0)
-        fv = fb[rows, cols]
-        sv = s2[ok[rows], cols]
-        zero_on_support = np.bincount(rows, weights=sv <= KL_ZERO_RTOL * smax[ok][rows], minlength=len(ok)) > 0
-        fsum = np.bincount(rows, weights=fv, minlength=len(ok))
-        p = fv / fsum[rows]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            terms = p * (np.log(p) - np.log(sv))
-        val = np.bincount(rows, weights=terms, minlength=len(ok)) + np.log(ssum[ok])
-        val[zero_on_support] = np.nan
-        out[ok] = val
+    h, w = s.shape[1:]
+    my = gaussian_blur_matrix(h, float(sigma))
+    mx = gaussian_blur_matrix(w, float(sigma))
+    for i in np.flatnonzero(~undefined):
+        fi = f[i]
+        r_in = np.flatnonzero(fi.any(axis=1))
+        c_in = np.flatnonzero(fi.any(axis=0))
+        my_r = my[:, r_in]
+        mx_c = mx[:, c_in]
+        r_out = np.flatnonzero(my_r.any(axis=1))  # rows within the kernel radius of a fixation
+        c_out = np.flatnonzero(mx_c.any(axis=1))
+        fb = my_r[r_out] @ fi[np.ix_(r_in, c_in)].astype(np.float64) @ mx_c[c_out].T
+        support = fb > 0
+        fv = fb[support]
+        sv = s[i][np.ix_(r_out, c_out)][support]
+        if (sv <= KL_ZERO_RTOL * smax[i]).any():
+            continue  # infinite divergence: undefined
+        fsum = fv.sum()
+        p = fv / fsum
+        out[i] = float(np.dot(p, np.log(p) - np.log(sv / ssum[i])))
     return _result(out, single)
 
 
@@ -242,7 +258,7 @@ def _auc_from_support(
 
 
 def _draw_support(rng: np.random.Generator, negative_map_flat: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    m = np.asarray(negative_map_flat, dtype=np.float64)
+    m = np.asarray(negative_map_flat)
     nz = np.flatnonzero(m)
     p = m[nz] / m.sum()
     cdf = np.cumsum(p)
@@ -316,14 +332,14 @@ def shuffled_auc(
     rngs = _rngs(rng, b)
     out = np.full(b, np.nan)
     draws = np.full((b, n_draws), np.nan)
-    bad = _common_undefined(s, f)
+    bad, smins, smaxs = _common_undefined(s, f)
     s2 = s.reshape(b, -1)
     f2 = f.reshape(b, -1)
-    n2 = neg.reshape(b, -1).astype(np.float64)
+    n2 = neg.reshape(b, -1)
     for i in range(b):
         if bad[i] or n2[i].sum() <= 0:
             continue
-        smin, smax = s2[i].min(), s2[i].max()
+        smin, smax = smins[i], smaxs[i]
         if _flat(np.asarray(smin), np.asarray(smax)):
             continue
         values = (s2[i] - smin) / (smax - smin)
