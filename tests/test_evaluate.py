@@ -158,7 +158,6 @@ def test_real_env_run_is_reproducible_and_flags_the_cap():
 
 
 def test_breakout_infinite_runs_with_a_breakout_model():
-    pytest.importorskip("fls.envs.single")
     cfg = EvalConfig(episodes=2, num_envs=2, seed=1000, max_frames=200, device="cpu")
     result = evaluate(fresh(), "BreakoutInfinite", cfg, progress=False)
     assert result["game"] == "BreakoutInfinite" and result["base_game"] == "Breakout"

@@ -74,7 +74,7 @@ def test_no_attention_frame_is_plain_and_normalise_handles_zero_maps():
     rgb = np.full((210, 160, 3), 50, dtype=np.uint8)
     out = compose_frame(rgb, np.zeros((84, 84), np.uint8), None, None)
     assert (out[:210] == 50).all() and (out[210:, :, 1] == 0).all()
-    assert not normalise(np.zeros((7, 7))).any()
+    assert not normalise(np.zeros((7, 7))).any() and not normalise(np.full((7, 7), 3.0)).any()
     assert normalise(np.array([[0.0, 2.0], [np.nan, 1.0]])).tolist() == [[0.0, 1.0], [0.0, 0.5]]
     with pytest.raises(VideoError, match="raw frame"):
         compose_frame(np.zeros((84, 84, 3), np.uint8), np.zeros((84, 84), np.uint8), None, None)
@@ -119,3 +119,22 @@ def test_bad_video_requests():
         make_perception_video(fresh("sparse_fls"), "Breakout", cfg, env=FakeRawEnv())
     with pytest.raises(VideoError, match=r"must end in \.mp4"):
         make_perception_video(fresh("sparse_fls"), "Breakout", cfg, video="x.avi", env=FakeRawEnv())
+
+
+@pytest.mark.parametrize("game", ["Breakout", "BreakoutInfinite"])
+def test_real_env_video_through_the_cli(tmp_path, game):
+    video, frames, out = tmp_path / "v.mp4", tmp_path / "frames", tmp_path / "eval"
+    res = CliRunner().invoke(
+        app,
+        ["evaluate", "--arch", "sparse_fls_each", "--game", game, "--episodes", "1", "--num-envs", "1",
+         "--max-frames", "120", "--video", str(video), "--frames", str(frames), "--frame-every", "4",
+         "--video-max-steps", "20", "--device", "cpu", "--quiet", "--out", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    info = json.loads((out / "eval.json").read_text())["video"]
+    # A 120-frame cap ends the game after 30 agent steps; the video stops at 20.
+    assert info["steps"] == 20 and info["video"] == str(video)
+    assert read_video_info(video) == {"frames": 20, "height": VIDEO_SIZE[0], "width": VIDEO_SIZE[1]}
+    assert info["pngs"] == 5 and len(list(frames.glob("step_*.png"))) == 5
+    top = cv2.imread(str(frames / "step_000000.png"))[:210]
+    assert top.std() > 5  # a real game screen, not a blank frame

@@ -2,7 +2,8 @@
 
 Each video frame stacks two panels:
   top     the raw 210x160 RGB frame with the saliency (``render_frame``) drawn in white, alpha-blended in
-          proportion to the saliency normalised by its per-frame maximum;
+          proportion to the saliency min-max normalised per frame (an untrained or diffuse map is nearly
+          constant; scaling by the maximum alone would paint the whole screen white);
   bottom  the network's newest 84x84 input frame, upscaled to 160x160 (nearest), in the blue channel, with
           the 84x84 saliency (``render_84``, same normalisation) in the green channel, as in the paper.
 Models without attention (nature_cnn) get the plain panels with "no attention (<arch>)" written on them.
@@ -37,11 +38,12 @@ class VideoError(ValueError):
 
 
 def normalise(saliency: np.ndarray) -> np.ndarray:
-    """Scale to [0, 1] by the map's maximum; an all-zero (or non-finite) map stays zero."""
+    """Min-max scale to [0, 1] (non-finite values count as 0); a constant map gives zeros (nothing drawn)."""
     s = np.nan_to_num(np.asarray(saliency, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    s = np.clip(s, 0.0, None)
-    m = float(s.max()) if s.size else 0.0
-    return s / m if m > 1e-12 else np.zeros_like(s)
+    if not s.size:
+        return s
+    lo, hi = float(s.min()), float(s.max())
+    return (s - lo) / (hi - lo) if hi - lo > 1e-12 * max(1.0, abs(hi)) else np.zeros_like(s)
 
 
 def compose_frame(
@@ -227,5 +229,26 @@ def make_perception_video(
     return info
 
 
-def open_video_env(game: str, seed: int, max_frames: int) -> RawFrameEnv:
-    raise NotImplementedError("waiting for fls.envs single env")
+class SingleEnvAdapter:
+    """``fls.envs.single.AtariSingleEnv`` seen through ``RawFrameEnv`` (its ``render()`` is the raw screen)."""
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+
+    def reset(self) -> tuple[np.ndarray, np.ndarray]:
+        obs, _ = self.env.reset()
+        return obs, self.env.render()
+
+    def step(self, action: int) -> tuple[np.ndarray, np.ndarray, float, bool]:
+        obs, reward, terminated, truncated, _ = self.env.step(action)
+        return obs, self.env.render(), float(reward), bool(terminated or truncated)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def open_video_env(game: str, seed: int, max_frames: int) -> SingleEnvAdapter:
+    """Whole-game single env (BreakoutInfinite too) with the evaluation's resets, seeded like eval env 0."""
+    from fls.envs.single import make_single_env
+
+    return SingleEnvAdapter(make_single_env(game, seed=seed, max_episode_frames=max_frames))
