@@ -100,6 +100,26 @@ def test_life_loss_ends_learning_episode_fire_is_forced_and_stats_span_the_whole
     env.close()
 
 
+def test_forced_fire_serves_the_ball_after_a_lost_life():
+    """An agent that only sends NOOP keeps losing lives only because FIRE is pressed for it."""
+
+    def noop_play(fire_on_life_loss: bool):
+        env = make_vector_env("Breakout", 1, 9, fire_on_life_loss=fire_on_life_loss)
+        env.reset()
+        forced = 0
+        for _ in range(1500):
+            st = env.step(np.array([0]))
+            forced += int(not st.valid[0])
+            if st.game_over[0]:
+                break
+        env.close()
+        return bool(st.game_over[0]), forced, int(st.lives[0])
+
+    assert noop_play(True) == (True, 4, 5)  # 4 lost lives each followed by FIRE, then game over (new game)
+    # Without it the ball stays on the paddle after the first lost life (reset served the first ball).
+    assert noop_play(False) == (False, 0, 4)
+
+
 def test_episode_returns_are_unclipped():
     env = make_vector_env("SpaceInvaders", 2, 5)
     env.reset()
