@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from fls.grid import PlanError, build_plan, run_grid
 from fls.grid.executor import BLOCKED, DONE, FAILED, UP_TO_DATE
 from fls.grid.plan import DOWNSTREAM, STALE, matches, parse_selectors
-from fls.grid.progress import estimate_eta
+from fls.grid.executor import RUNNING, StageRecord
+from fls.grid.progress import GridProgress, estimate_eta, summary_table
 from pipeline.app import app
 
 TOOLS = r'''
@@ -125,9 +126,11 @@ def _dvc_yaml(python: str) -> str:
 
 
 def _make_project(root: Path) -> Path:
+    from dvc.repo import Repo
+
     subprocess.run(["git", "init", "-q", str(root)], check=True)
-    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True)
-    subprocess.run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], cwd=root, check=True)
+    Repo.init(str(root)).close()
+    (root / ".dvc" / "config").write_text("[core]\n    analytics = false\n")
     (root / "tools.py").write_text(TOOLS)
     (root / "params.yaml").write_text("names: [a, b, c]\n")
     (root / "trigger.txt").write_text("one\n")
@@ -138,6 +141,12 @@ def _make_project(root: Path) -> Path:
 @pytest.fixture()
 def project(tmp_path: Path) -> Path:
     return _make_project(tmp_path / "proj")
+
+
+@pytest.fixture(scope="module")
+def fresh_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project nothing has run in, shared by the tests that only read it."""
+    return _make_project(tmp_path_factory.mktemp("grid") / "proj")
 
 
 def _window(root: Path, rel: str) -> tuple[float, float]:
@@ -157,8 +166,8 @@ def _dvc_status(root: Path) -> str:
 # Planning (no Ray)
 
 
-def test_plan_orders_matrix_stages_after_their_upstream(project: Path) -> None:
-    plan = build_plan(project)
+def test_plan_orders_matrix_stages_after_their_upstream(fresh_project: Path) -> None:
+    plan = build_plan(fresh_project)
     names = [s.name for s in plan.stages]
     assert set(names) == {
         "prep", "train@a", "train@b", "train@c", "flaky", "selfkill", "broken", "after_broken",
@@ -170,20 +179,20 @@ def test_plan_orders_matrix_stages_after_their_upstream(project: Path) -> None:
             assert pos[up] < pos[stage.name], (up, stage.name)
     by = plan.by_name()
     assert set(by["agg"].upstream) == {"prep", "train@a", "train@b", "train@c", "flaky", "selfkill"}
-    assert by["train@b"].group == "train" and by["train@b"].wdir == str(project)
+    assert by["train@b"].group == "train" and by["train@b"].wdir == str(fresh_project)
     assert by["train@b"].commands[0].endswith("tools.py work runs/b.json 3")
     assert all(s.kind == STALE for s in plan.stages)  # nothing ran yet: every stage's outputs are missing
 
 
-def test_plan_selectors_pull_in_or_refuse_stale_upstream(project: Path) -> None:
-    plan = build_plan(project, parse_selectors("train"))
+def test_plan_selectors_pull_in_or_refuse_stale_upstream(fresh_project: Path) -> None:
+    plan = build_plan(fresh_project, parse_selectors("train"))
     assert [s.name for s in plan.stages] == ["prep", "train@a", "train@b", "train@c"]
     assert plan.by_name()["prep"].pulled_in and not plan.by_name()["train@a"].pulled_in
     with pytest.raises(PlanError, match=r"stale upstream stage\(s\) must run first \(prep\)"):
-        build_plan(project, ["train"], with_upstream=False)
+        build_plan(fresh_project, ["train"], with_upstream=False)
     with pytest.raises(PlanError, match="no stage matches 'evaluate'"):
-        build_plan(project, ["evaluate"])
-    assert [s.name for s in build_plan(project, ["train@b", "prep"], with_upstream=False).stages] == ["prep", "train@b"]
+        build_plan(fresh_project, ["evaluate"])
+    assert [s.name for s in build_plan(fresh_project, ["train@b", "prep"], with_upstream=False).stages] == ["prep", "train@b"]
 
 
 def test_selector_matching_rules() -> None:
@@ -213,26 +222,43 @@ def test_eta_uses_per_group_mean_durations() -> None:
     assert estimate_eta([("train", 500.0)], durations, slots=1) == 0.0
 
 
-def test_cli_grid_status_and_dry_run(project: Path) -> None:
+def test_progress_line_counts_states_and_charges_running_time() -> None:
+    records = {
+        "train@a": StageRecord("train@a", "train", state=DONE, start=0.0, end=100.0),
+        "train@b": StageRecord("train@b", "train", state=RUNNING, start=70.0),
+        "train@c": StageRecord("train@c", "train", state=FAILED),
+        "agg": StageRecord("agg", "agg", state=BLOCKED),
+    }
+    progress = GridProgress(len(records), slots=1, disable=True)
+    # train@b has run 30 s of train's 100 s mean: 70 s left.
+    assert progress.status_line(records, now=100.0) == (
+        "done=1 up-to-date=0 running=1 pending=0 failed=1 blocked=1 eta=1:10"
+    )
+    progress.update(records, now=100.0)
+    assert progress.finished == 3
+    progress.close()
+
+
+def test_cli_grid_status_and_dry_run(fresh_project: Path) -> None:
     runner = CliRunner()
-    res = runner.invoke(app, ["grid", "status", "--repo", str(project), "--stages", "agg"])
+    res = runner.invoke(app, ["grid", "status", "--repo", str(fresh_project), "--stages", "agg"])
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
     assert lines[0].split() == ["#", "stage", "state", "waits", "for", "why"]
     assert "7 stage(s) planned" in res.output and "6 pulled in" in res.output
     assert [ln.split()[1] for ln in lines[2:9]] == ["prep", "flaky", "selfkill", "train@a", "train@b", "train@c", "agg"]
 
-    res = runner.invoke(app, ["grid", "status", "--repo", str(project), "--json", "--stages", "train@c"])
+    res = runner.invoke(app, ["grid", "status", "--repo", str(fresh_project), "--json", "--stages", "train@c"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
     assert [s["name"] for s in data["stages"]] == ["prep", "train@c"]
 
-    res = runner.invoke(app, ["grid", "status", "--repo", str(project), "--stages", "agg", "--no-upstream"])
+    res = runner.invoke(app, ["grid", "status", "--repo", str(fresh_project), "--stages", "agg", "--no-upstream"])
     assert res.exit_code == 2 and res.output.startswith("error: --stages agg: 6 stale upstream")
 
-    res = runner.invoke(app, ["grid", "run", "--repo", str(project), "--dry-run", "--stages", "const"])
+    res = runner.invoke(app, ["grid", "run", "--repo", str(fresh_project), "--dry-run", "--stages", "const"])
     assert res.exit_code == 0, res.output
-    assert "const" in res.output and not (project / ".fls_grid").exists()
+    assert "const" in res.output and not (fresh_project / ".fls_grid").exists()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -287,15 +313,16 @@ def test_grid_runs_in_parallel_retries_and_leaves_dvc_clean(project: Path, local
     upstream_ends = [e for _, e in windows] + [_window(project, f)[1] for f in ("flaky.json", "selfkill.json")]
     assert agg_start >= max(upstream_ends)
 
+    table = summary_table(result)
+    assert "| boom: deliberate failure" in table and "blocked by broken" in table
+
     summary = json.loads((project / ".fls_grid" / "summary.json").read_text())
     assert summary["schema"] == "fls.grid.summary/1"
     assert summary["counts"]["done"] == 9 and summary["counts"]["failed"] == 1 and summary["counts"]["blocked"] == 1
     assert (project / ".fls_grid" / "logs" / "train@a.log").exists()
 
     # DVC agrees: only the failed stage and its dependant are stale.
-    assert set(build_plan(project).by_name()) == {"broken", "after_broken"}
-    status = _dvc_status(project)
-    assert "broken:" in status and "agg:" not in status and "train@a:" not in status
+    assert {s.name: s.kind for s in build_plan(project).stages} == {"broken": STALE, "after_broken": STALE}
 
     # The worker's command died with its worker (no orphan finished its sleep).
     killed_at = json.loads((project / "state" / "flaky.progress").read_text())["killed_at"]

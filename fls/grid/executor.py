@@ -21,6 +21,7 @@ log, its dependants are marked blocked, and all other stages carry on.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -28,7 +29,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -123,7 +124,11 @@ def execute_stage(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 class DvcRecorder:
-    """The driver's only door to DVC: staleness checks, output clearing and commits, one at a time."""
+    """The driver's only door to DVC: staleness checks, output clearing and commits, one at a time.
+
+    DVC rebuilds its whole index (about a second per 1000 stages) every time its repository lock is
+    taken, so the scheduler groups the operations of one scheduling step in :meth:`session`.
+    """
 
     def __init__(self, root: str | os.PathLike[str], lock_wait_s: float = 120.0) -> None:
         from fls.grid.plan import open_repo
@@ -133,56 +138,63 @@ class DvcRecorder:
         logging.getLogger("dvc").setLevel(max(logging.getLogger("dvc").getEffectiveLevel(), logging.WARNING))
         self.root = self.repo.root_dir
         self.lock_wait_s = lock_wait_s
+        self._names: tuple[Any, dict[str, Any]] | None = None
 
     def close(self) -> None:
         self.repo.close()
 
-    def _stage(self, name: str) -> Any:
-        from fls.grid.plan import canonical_name
+    @contextlib.contextmanager
+    def session(self) -> Iterator[DvcRecorder]:
+        """Hold DVC's repository lock (from the repo root) for a batch of operations; re-entrant.
 
-        for stage in self.repo.index.stages:
-            if canonical_name(stage, self.root) == name:
-                return stage
-        raise KeyError(f"stage {name} is no longer in the DVC pipeline")
-
-    def _with_lock_retry(self, func: Callable[[], Any]) -> Any:
-        # Someone may run `dvc status` beside the grid; DVC then refuses its lock for a moment.
+        Someone may run `dvc status` beside the grid: a busy lock is retried for ``lock_wait_s``.
+        """
         from dvc.lock import LockError
+        from dvc.repo import lock_repo
 
         from fls.grid.plan import at_root
 
         deadline = time.monotonic() + self.lock_wait_s
-        while True:
-            try:
-                with at_root(self.root):
-                    return func()
-            except LockError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(1.0)
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(at_root(self.root))
+            while True:
+                try:
+                    stack.enter_context(lock_repo(self.repo))
+                    break
+                except LockError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(1.0)
+            yield self
+
+    def _stage(self, name: str) -> Any:
+        from fls.grid.plan import canonical_name
+
+        index = self.repo.index
+        if self._names is None or self._names[0] is not index:
+            self._names = (index, {canonical_name(s, self.root): s for s in index.stages})
+        try:
+            return self._names[1][name]
+        except KeyError:
+            raise KeyError(f"stage {name} is no longer in the DVC pipeline") from None
 
     def is_stale(self, name: str) -> bool:
         from fls.grid.plan import dvc_target
 
-        target = dvc_target(self._stage(name))
-        return bool(self._with_lock_retry(lambda: self.repo.status(targets=[target])))
+        with self.session():
+            return bool(self.repo.status(targets=[dvc_target(self._stage(name))]))
 
     def clear_outputs(self, name: str) -> None:
         """Remove the stage's non-persistent outputs before its first launch, exactly as `dvc repro` does."""
-        from dvc.repo import lock_repo
-
-        def clear() -> None:
-            with lock_repo(self.repo):  # DVC's stage-level locks require the repository lock
-                self._stage(name).remove_outs(ignore_remove=False, force=False)
-
-        self._with_lock_retry(clear)
+        with self.session():
+            self._stage(name).remove_outs(ignore_remove=False, force=False)
 
     def commit(self, name: str) -> None:
         """``dvc commit <name> --force``: store outputs in the cache and write deps/outs hashes to dvc.lock."""
         from fls.grid.plan import dvc_target
 
-        target = dvc_target(self._stage(name))
-        self._with_lock_retry(lambda: self.repo.commit(target, force=True))
+        with self.session():
+            self.repo.commit(dvc_target(self._stage(name)), force=True)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -468,14 +480,18 @@ def run_plan(
             fail(name, f"{error} (after {rec.submissions} submission(s), {rec.executions} execution(s))")
 
     try:
-        launch_ready()
+        with recorder.session():
+            launch_ready()
         notify()
         while running:
             ready, _ = ray.wait(list(running), num_returns=1, timeout=poll_s)
-            for ref in ready:
-                finish(ref)
             if ready:
-                launch_ready()
+                # Take every task that has finished by now, so one DVC lock (one index build) covers them all.
+                ready, _ = ray.wait(list(running), num_returns=len(running), timeout=0)
+                with recorder.session():
+                    for ref in ready:
+                        finish(ref)
+                    launch_ready()
             notify()
     except KeyboardInterrupt:
         interrupted = True

@@ -89,6 +89,7 @@ class GridProgress:
             bar_format="{desc} {n_fmt}/{total_fmt} |{bar}| {elapsed} {postfix}",
         )
         self.last_line = ""
+        self.finished = 0  # stages in a terminal state (tracked here too: a disabled tqdm counts nothing)
 
     def status_line(self, records: Mapping[str, StageRecord], now: float) -> str:
         counts = count_states(records.values())
@@ -111,7 +112,8 @@ class GridProgress:
         finished = sum(1 for r in records.values() if r.state in TERMINAL)
         self.last_line = self.status_line(records, now)
         self.bar.set_postfix_str(self.last_line, refresh=False)
-        self.bar.update(finished - self.bar.n)
+        self.bar.update(finished - self.finished)
+        self.finished = finished
 
     def close(self) -> None:
         self.bar.close()
