@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         same_nan = np.array_equal(np.isnan(a), np.isnan(b))
         diff = float(np.nanmax(np.abs(a - b))) if np.isfinite(a).any() else 0.0
         ok &= same_nan and diff < 1e-9
-        print(f"{name:<6} {f_rate:>12.1f} {l_rate:>15.1f} {f_rate / l_rate:>8.1f}x {diff:>11.2e}" + ("" if same_nan else "  NaN MISMATCH"))
+        flag = "" if same_nan else "  NaN MISMATCH"
+        print(f"{name:<6} {f_rate:>12.1f} {l_rate:>15.1f} {f_rate / l_rate:>8.1f}x {diff:>11.2e}{flag}")
     print(f"{'all 3':<6} {1 / tot_fast:>12.1f} {1 / tot_lit:>15.1f} {tot_lit / tot_fast:>8.1f}x")
     if not ok:
         print("RESULTS DIFFER", file=sys.stderr)

@@ -257,7 +257,9 @@ def _auc_from_support(
     return u_contrib[drawn].mean(axis=1) / n_pos
 
 
-def _draw_support(rng: np.random.Generator, negative_map_flat: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _draw_support(
+    rng: np.random.Generator, negative_map_flat: np.ndarray, shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     m = np.asarray(negative_map_flat)
     nz = np.flatnonzero(m)
     p = m[nz] / m.sum()
@@ -323,7 +325,9 @@ def shuffled_auc(
     if neg.ndim == 2 and single:
         neg = neg[None]
     if neg.shape != s.shape:
-        raise MetricInputError(f"negative_maps shape {np.shape(negative_maps)} does not match saliency shape {np.shape(saliency)}")
+        raise MetricInputError(
+            f"negative_maps shape {np.shape(negative_maps)} does not match saliency shape {np.shape(saliency)}"
+        )
     if neg.size and neg.min() < 0:
         raise MetricInputError(f"negative_maps must be non-negative counts, got a minimum of {neg.min()}")
     if n_draws < 1:

@@ -17,7 +17,8 @@ from pipeline.options import Arch, Device, Game, OutDir, ParamsFile, RunDir, See
 def main(
     out: OutDir,
     atari_head: Annotated[
-        Path, typer.Option("--atari-head", file_okay=False, help="Preprocessed Atari-HEAD folder (`fls atari-head preprocess`).")
+        Path,
+        typer.Option("--atari-head", file_okay=False, help="Preprocessed Atari-HEAD folder (`fls atari-head preprocess`)."),
     ],
     run: RunDir = None,
     checkpoint: Annotated[
@@ -53,7 +54,9 @@ def main(
         "progress": False if quiet else None,
     }
     cfg = load_config(ScoreConfig, params, "score" if params is not None else None, overrides)
-    s = score_to_dir(cfg, out, atari_head=atari_head, game=game, run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed)
+    s = score_to_dir(
+        cfg, out, atari_head=atari_head, game=game, run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed
+    )
 
     def fmt(m: str) -> str:
         v = s["metrics"][m]
@@ -61,6 +64,7 @@ def main(
         return f"{m} {mean} ({v['n_defined']} defined, {v['n_undefined']} undefined)"
 
     who = s["arch"] or "reference"
-    typer.echo(f"{who} [{s['method']}] on {s['game']}: {s['n_inputs']} inputs of {s['n_trials']} trials; " + "; ".join(fmt(m) for m in ("nss", "kl", "sauc")))
+    head = f"{who} [{s['method']}] on {s['game']}: {s['n_inputs']} inputs of {s['n_trials']} trials; "
+    typer.echo(head + "; ".join(fmt(m) for m in ("nss", "kl", "sauc")))
     if s["synthetic_gaze"]:
         typer.echo("note: the gaze is SYNTHETIC (fls atari-head sample) -- not a result")

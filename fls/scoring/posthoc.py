@@ -47,7 +47,9 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return y.reshape(b, c, h, w)
 
 
-def perturbation_masks(sigma: float = 5.0, stride: int = 5, size: int = INPUT, device: torch.device | str = "cpu") -> torch.Tensor:
+def perturbation_masks(
+    sigma: float = 5.0, stride: int = 5, size: int = INPUT, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """``(G, G, size, size)`` Gaussian masks (peak 1) centred on the grid points ``0, stride, 2*stride, ...``."""
     centres = torch.arange(0, size, stride, dtype=torch.float32, device=device)
     pix = torch.arange(size, dtype=torch.float32, device=device)

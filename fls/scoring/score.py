@@ -150,7 +150,9 @@ def score_trial(trial: Any, source: SaliencySource, cfg: ScoreConfig) -> pd.Data
             sal[has_fix[ks]] = source(trial.inputs[live])
         fix = trial.fixation_maps(ks)
         rngs = [M.input_rng(cfg.seed, trial.trial_id, int(k)) for k in ks]
-        neg = np.stack([negative_map(trial, M.choose_other_inputs(g, int(k), has_fix, cfg.n_other)) for g, k in zip(rngs, ks)])
+        neg = np.stack(
+            [negative_map(trial, M.choose_other_inputs(g, int(k), has_fix, cfg.n_other)) for g, k in zip(rngs, ks)]
+        )
         cols["nss"].append(M.nss(sal, fix))
         cols["kl"].append(M.kl_divergence(sal, fix, sigma=cfg.kl_sigma))
         cols["sauc"].append(M.shuffled_auc(sal, fix, neg, n_draws=cfg.n_draws, rng=rngs))
