@@ -1,0 +1,155 @@
+"""``fls report``: every table and figure, an index page, and a flat metrics file for ``dvc metrics``.
+
+The report only reads stage outputs for the cells the current ``grid`` asks for (see ``layout``), and
+labels everything with the params profile, because a quick-profile number next to a paper number looks
+like a comparison and is not one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fls.atomic import atomic_write_json, atomic_write_text
+from fls.config import ConfigError, build_config, load_config, read_params, resolved
+from fls.report import figures, tables
+from fls.report.layout import GridConfig, Layout
+from fls.runinfo import write_run_info
+
+
+@dataclass
+class ReportConfig:
+    """The ``report`` section of params.yaml."""
+
+    panel_frames: int = 3  # Atari-HEAD inputs per gaze panel figure (rows)
+    panel_seed: int | None = None  # which seed's models to draw (default: the first of grid.seeds)
+    atari_head: str = "data/atari_head/preprocessed"  # preprocessed Atari-HEAD for the gaze panels
+    figures: bool = True  # False: tables only (no matplotlib work)
+
+    def validate(self) -> None:
+        if self.panel_frames < 0:
+            raise ConfigError(f"report: field 'panel_frames' must be >= 0, got {self.panel_frames}")
+
+
+@dataclass
+class ReportContext:
+    profile: str
+    atari_head_source: str
+    grid: GridConfig
+
+
+def load_context(params_file: Path) -> ReportContext:
+    """Profile label, Atari-HEAD source and the validated grid from a params file."""
+    params = read_params(params_file)
+    profile = params.get("profile")
+    if not isinstance(profile, str) or not profile:
+        raise ConfigError(f"{params_file}: missing top-level 'profile' (a name such as quick or paper)")
+    grid_raw = params.get("grid")
+    if not isinstance(grid_raw, dict):
+        raise ConfigError(f"{params_file}: missing section 'grid'")
+    grid = build_config(GridConfig, grid_raw, source_names=(f"{params_file}:grid",))
+    source = str(params.get("atari_head_source", "unknown"))
+    return ReportContext(profile=profile, atari_head_source=source, grid=grid)
+
+
+def _profile_banner(ctx: ReportContext) -> str:
+    lines = [f"**Profile: `{ctx.profile}`** (params `profile`)."]
+    if ctx.profile != "paper":
+        lines.append(
+            f"Numbers from the `{ctx.profile}` profile use tiny training budgets and few episodes: they check "
+            "that the pipeline runs end to end and are **not comparable** to the paper's columns."
+        )
+    if ctx.atari_head_source != "zenodo":
+        lines.append(
+            f"Atari-HEAD source is `{ctx.atari_head_source}`: the gaze in Table 4 and the panels is a SYNTHETIC "
+            "stand-in, not human data."
+        )
+    return " ".join(lines)
+
+
+def _flat_metrics(t3: tables.Table, t4: tables.Table, t5: tables.Table) -> dict[str, Any]:
+    """Nested JSON of our numbers only (no paper values), for ``dvc metrics show/diff``; missing cells omitted."""
+
+    def num(v: float) -> float | None:
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 6)
+
+    out: dict[str, Any] = {"eval": {}, "saliency": {}, "infinite": {}}
+    for r in t3.data.itertuples(index=False):
+        if r.seeds:
+            out["eval"].setdefault(r.game, {})[r.arch] = {"mean": num(r.mean), "std": num(r.std), "episodes": int(r.episodes)}
+    for r in t4.data.itertuples(index=False):
+        if r.seeds and num(r.mean) is not None:
+            out["saliency"].setdefault(r.metric, {}).setdefault(r.game, {})[r.model] = num(r.mean)
+    for r in t5.data.itertuples(index=False):
+        if r.infinite_seeds:
+            out["infinite"][r.arch] = {"breakout": num(r.breakout_mean), "infinite": num(r.infinite_mean)}
+    return out
+
+
+def build_report(
+    params_file: Path, runs: Path, evals: Path, scores: Path, out: Path, overrides: dict[str, Any] | None = None
+) -> dict[str, Path]:
+    """Write tables (CSV/MD/TeX), figures (PNG + plot CSV), ``metrics.json`` and ``index.md`` under ``out``."""
+    cfg = load_config(ReportConfig, params_file, "report", overrides)
+    ctx = load_context(params_file)
+    layout = Layout(runs=Path(runs), evals=Path(evals), scores=Path(scores))
+    out = Path(out)
+    banner = _profile_banner(ctx)
+    built = [tables.table2(), tables.table3(ctx.grid, layout), tables.table4(ctx.grid, layout), tables.table5(ctx.grid, layout)]
+    written: dict[str, Path] = {}
+    for t in built:
+        for ext, p in tables.write_table(t, out / "tables", header=banner).items():
+            written[f"{t.name}.{ext}"] = p
+    figs: dict[str, Path] = {}
+    title = f"profile: {ctx.profile}"
+    if cfg.figures:
+        curves = figures.write_curves(ctx.grid, layout, out / "figures" / "fig3_reward_curves.png", out / "fig3_curves.csv",
+                                       f"Figure 3: reward curves (mean ± std over seeds) — {title}")
+        figs["fig3_reward_curves.png"] = curves["png"]
+        written["fig3_curves.csv"] = curves["csv"]
+        for game, p in figures.write_gaze_panels(
+            ctx.grid, layout, Path(cfg.atari_head), out / "figures", frames=cfg.panel_frames, seed=cfg.panel_seed,
+            title=f"Figure 5-style gaze panels — {title}",
+        ).items():
+            figs[p.name] = p
+    written.update(figs)
+    written["metrics.json"] = atomic_write_json(out / "metrics.json", {"profile": ctx.profile, **_flat_metrics(*built[1:])})
+    written["index.md"] = atomic_write_text(out / "index.md", _index(ctx, built, figs, out))
+    write_run_info(out / "run_info.json", {"report": resolved(cfg), "grid": resolved(ctx.grid), "profile": ctx.profile},
+                   stage="report")
+    return written
+
+
+def _index(ctx: ReportContext, built: list[tables.Table], figs: dict[str, Path], out: Path) -> str:
+    g = ctx.grid
+    lines = [
+        f"# Free-Lunch Saliency reproduction report — profile `{ctx.profile}`",
+        "",
+        _profile_banner(ctx),
+        "",
+        "Grid of this report (params `grid`):",
+        "",
+        f"- trained: archs {g.archs} x games {g.games} x seeds {g.seeds}",
+        f"- BreakoutInfinite evaluation: archs {g.infinite_archs}",
+        f"- scored against Atari-HEAD: archs {g.score_archs} x games {g.score_games}; "
+        f"references {g.reference_methods}; post-hoc {g.posthoc_methods} on {g.posthoc_archs}",
+        "",
+        "A cell shown as — was not run in this profile (or its output is missing); it is never filled in.",
+        "",
+        "## Tables",
+        "",
+    ]
+    for t in built:
+        lines.append(f"- {t.title}: [Markdown](tables/{t.name}.md), [CSV](tables/{t.name}.csv), [LaTeX](tables/{t.name}.tex)")
+    lines += ["", "## Figures", ""]
+    if not figs:
+        lines.append("- (figures disabled or nothing to draw)")
+    for name, p in figs.items():
+        rel = p.relative_to(out).as_posix()
+        lines += [f"- [{name}]({rel})", "", f"  ![{name}]({rel})", ""]
+    if "fig3_reward_curves.png" in figs:
+        lines.append("- Figure 3 data (long format, also the `dvc plots` source): [fig3_curves.csv](fig3_curves.csv)")
+    lines += ["", "Machine-readable summary of our numbers: [metrics.json](metrics.json) (`dvc metrics show`).", ""]
+    return "\n".join(lines)

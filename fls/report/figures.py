@@ -1,0 +1,185 @@
+"""Figure 3 (training reward curves) and Figure 5-style gaze panels, as PNG plus plot data.
+
+Curves are the mean ± std over seeds of ``eprewmean`` at each logged step, computed on the steps every
+seed has logged (a seed that is still running does not bend the mean at the end). The long-format CSV
+behind the PNG is also what ``dvc plots`` reads.
+
+Gaze panels draw, for a few Atari-HEAD inputs, each model's saliency (``render_frame``, 210x160) over the
+frame the network saw, with the human fixations of that input in red. The preprocessed dataset keeps
+the 84x84 grayscale network inputs, not the RGB frames, so the background is the newest input frame
+upscaled to 210x160.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: figures are files, never windows
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from fls.atomic import atomic_path, atomic_write_text  # noqa: E402
+from fls.report.inputs import read_curve  # noqa: E402
+from fls.report.layout import GridConfig, Layout  # noqa: E402
+
+FRAMES_PER_STEP = 4  # frame skip: one agent step = 4 emulator frames (the paper's x axis is frames)
+CURVE_COLUMNS = ["game", "arch", "step", "frames", "eprewmean_mean", "eprewmean_std", "seeds"]
+
+
+def curve_table(grid: GridConfig, layout: Layout) -> pd.DataFrame:
+    """Long format: one row per (game, arch, step) with mean/std of eprewmean over the seeds found."""
+    rows = []
+    for game in grid.games:
+        for arch in grid.archs:
+            curves = [c for s in grid.seeds if (c := read_curve(layout.run_dir(arch, game, s))) is not None]
+            if not curves:
+                continue
+            merged = curves[0].set_index("global_step")[["eprewmean"]].rename(columns={"eprewmean": 0})
+            for i, c in enumerate(curves[1:], start=1):
+                merged = merged.join(c.set_index("global_step")["eprewmean"].rename(i), how="inner")
+            values = merged.to_numpy(dtype=np.float64)
+            for step, row in zip(merged.index, values):
+                finite = row[np.isfinite(row)]
+                if finite.size < len(curves):  # a seed with no finished episode yet: no honest mean here
+                    continue
+                rows.append(dict(game=game, arch=arch, step=int(step), frames=int(step) * FRAMES_PER_STEP,
+                                 eprewmean_mean=float(finite.mean()), eprewmean_std=float(finite.std()),
+                                 seeds=len(curves)))
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+
+
+def plot_curves(curves: pd.DataFrame, path: Path, title: str) -> Path:
+    """One panel per game, one line (mean) and band (± std over seeds) per architecture."""
+    games = list(dict.fromkeys(curves["game"])) or ["(no runs)"]
+    ncols = min(3, len(games))
+    nrows = math.ceil(len(games) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
+    for ax, game in zip(axes.flat, games):
+        sub = curves[curves["game"] == game]
+        for arch in dict.fromkeys(sub["arch"]):
+            c = sub[sub["arch"] == arch]
+            x, m, s = c["frames"].to_numpy(), c["eprewmean_mean"].to_numpy(), c["eprewmean_std"].to_numpy()
+            (line,) = ax.plot(x, m, label=f"{arch} ({int(c['seeds'].iloc[0])} seeds)", linewidth=1.2)
+            ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.set_title(game)
+        ax.set_xlabel("environment frames")
+        ax.set_ylabel("eprewmean")
+        if len(sub):
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
+    for ax in list(axes.flat)[len(games):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png", metadata={"Software": None})  # no version stamp: stable bytes
+    plt.close(fig)
+    return path
+
+
+def write_curves(grid: GridConfig, layout: Layout, png_path: Path, csv_path: Path, title: str) -> dict[str, Path]:
+    """The PNG and its long-format data (the CSV sits outside the figures folder: it is a DVC plot)."""
+    curves = curve_table(grid, layout)
+    atomic_write_text(csv_path, curves.to_csv(index=False, float_format="%.6g"))
+    return {"csv": Path(csv_path), "png": plot_curves(curves, Path(png_path), title)}
+
+
+# ------------------------------------------------------------------------------------- gaze panels
+def pick_inputs(n_fixations: np.ndarray, count: int) -> list[int]:
+    """``count`` inputs spread evenly over the trial among those with at least one fixation."""
+    candidates = np.flatnonzero(np.asarray(n_fixations) > 0)
+    if candidates.size == 0 or count <= 0:
+        return []
+    idx = np.linspace(0, candidates.size - 1, num=min(count, candidates.size) + 2)[1:-1]
+    return sorted({int(candidates[int(round(i))]) for i in idx})
+
+
+def saliency_for(run_dir: Path, inputs: np.ndarray) -> tuple[np.ndarray, str]:
+    """(N, 210, 160) saliency of a trained model on uint8 inputs (N, 4, 84, 84), and its arch id."""
+    import torch
+
+    from fls.checkpoint import load_policy
+    from fls.models import render_frame
+
+    model, meta = load_policy(run_dir, device="cpu")
+    with torch.no_grad():
+        out = model(torch.as_tensor(inputs))
+    return np.asarray(render_frame(out.attention, model.spec)), str(meta["arch"])
+
+
+def plot_gaze_panels(
+    background: np.ndarray,
+    fixations: Sequence[tuple[np.ndarray, np.ndarray]],
+    saliency: dict[str, np.ndarray],
+    path: Path,
+    title: str,
+) -> Path:
+    """Rows = inputs, columns = models; saliency in a heat colormap, fixations as red dots.
+
+    ``background`` is (N, 210, 160) grayscale, ``fixations[i]`` is (rows, cols) of input i, ``saliency``
+    maps a column label to (N, 210, 160).
+    """
+    n = background.shape[0]
+    labels = list(saliency)
+    fig, axes = plt.subplots(n, len(labels), figsize=(2.0 * len(labels), 2.6 * n), squeeze=False)
+    for i in range(n):
+        for j, label in enumerate(labels):
+            ax = axes[i, j]
+            ax.imshow(background[i], cmap="gray", vmin=0, vmax=255)
+            sal = saliency[label][i]
+            peak = float(sal.max())
+            if peak > 0:
+                ax.imshow(sal / peak, cmap="viridis", alpha=0.45, vmin=0, vmax=1)
+            rows, cols = fixations[i]
+            ax.scatter(cols, rows, s=6, c="red", marker="o", linewidths=0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(label, fontsize=7)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def write_gaze_panels(
+    grid: GridConfig, layout: Layout, atari_head_dir: Path, out_dir: Path, *, frames: int, seed: int | None, title: str
+) -> dict[str, Path]:
+    """``fig5_gaze_<game>.png`` per scored game: the first trial of the game, ``frames`` inputs, every score arch."""
+    import cv2
+
+    from fls.atari_head.dataset import iter_trials
+
+    seed = grid.seeds[0] if seed is None else seed
+    written: dict[str, Path] = {}
+    if not Path(atari_head_dir, "index.csv").exists():
+        return written
+    for game in grid.score_games:
+        runs = {a: layout.run_dir(a, game, seed) for a in grid.score_archs}
+        runs = {a: d for a, d in runs.items() if (d / "model.pt").exists()}
+        trial = next(iter_trials(atari_head_dir, game), None)
+        if not runs or trial is None:
+            continue
+        ks = pick_inputs(np.asarray([trial.n_fixations(k) for k in range(trial.n_inputs)]), frames)
+        if not ks:
+            continue
+        inputs = trial.inputs[ks]
+        background = np.stack([cv2.resize(x[-1], (160, 210), interpolation=cv2.INTER_LINEAR) for x in inputs])
+        fixations = [trial.fixation_points(k)[:2] for k in ks]
+        saliency = {f"{a} (seed {seed})": saliency_for(d, inputs)[0] for a, d in runs.items()}
+        subject = "SYNTHETIC gaze" if trial.subject == "SYN" else f"subject {trial.subject}"
+        written[game] = plot_gaze_panels(
+            background, fixations, saliency, Path(out_dir) / f"fig5_gaze_{game}.png",
+            f"{title}\n{game}, trial {trial.trial_id} ({subject}), inputs {ks}; red = fixations",
+        )
+    return written

@@ -1,0 +1,115 @@
+"""Read what the train, evaluate and score stages wrote, strictly enough to catch a schema drift.
+
+Every reader takes one output directory and returns plain numbers; a directory that does not exist is
+"not run" (``None``), while a directory that exists with a broken file is an error naming the file, so
+a half-written or foreign result never slips into a table as if it were a measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+METRICS = ("nss", "kl", "sauc")
+
+
+class ReportInputError(ValueError):
+    """A stage output that exists but does not have the documented schema (message names the file)."""
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ReportInputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise ReportInputError(f"{path}: expected a JSON object at top level")
+    return data
+
+
+def _number(value: Any, where: str) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ReportInputError(f"{where}: expected a number, got {value!r}")
+    return float(value)
+
+
+def read_curve(run_dir: Path) -> pd.DataFrame | None:
+    """``metrics.csv`` of a training run as (global_step, eprewmean); None when the run has no metrics yet.
+
+    ``eprewmean`` is empty (NaN) for the updates before the first finished episode.
+    """
+    path = run_dir / "metrics.csv"
+    if not path.exists():
+        return None
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ReportInputError(f"{path}: not a readable CSV ({exc})") from None
+    missing = [c for c in ("global_step", "eprewmean") if c not in df.columns]
+    if missing:
+        raise ReportInputError(f"{path}: missing column(s) {missing} (expected the `fls train` metrics.csv schema)")
+    out = df[["global_step", "eprewmean"]].copy()
+    out["global_step"] = pd.to_numeric(out["global_step"], errors="raise").astype(np.int64)
+    out["eprewmean"] = pd.to_numeric(out["eprewmean"], errors="coerce")
+    return out
+
+
+def run_complete(run_dir: Path) -> bool:
+    """``summary.json`` is written last by ``fls train``; its presence means the run finished."""
+    return (run_dir / "summary.json").exists()
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    rewards: np.ndarray  # whole-game unclipped score of every counted episode
+    mean: float
+    std: float
+
+
+def read_eval(eval_dir: Path) -> EvalResult | None:
+    """Episode rewards of one evaluation (``eval.json``: ``episodes[*].reward``, ``summary``)."""
+    path = eval_dir / "eval.json"
+    if not path.exists():
+        return None
+    data = _read_json(path)
+    episodes = data.get("episodes")
+    if not isinstance(episodes, list):
+        raise ReportInputError(f"{path}: missing list 'episodes' (expected the `fls evaluate` eval.json schema)")
+    rewards = []
+    for i, row in enumerate(episodes):
+        if not isinstance(row, dict) or "reward" not in row:
+            raise ReportInputError(f"{path}: episodes[{i}] has no 'reward'")
+        rewards.append(_number(row["reward"], f"{path}: episodes[{i}].reward"))
+    arr = np.asarray(rewards, dtype=np.float64)
+    if arr.size == 0:
+        raise ReportInputError(f"{path}: no episodes")
+    return EvalResult(rewards=arr, mean=float(arr.mean()), std=float(arr.std()))
+
+
+def read_score(score_dir: Path) -> dict[str, float] | None:
+    """Per-metric mean over defined inputs from a scoring ``summary.json``; NaN where nothing was defined.
+
+    Accepts the metrics at top level or under ``metrics`` (``{"nss": {"mean": ..., "n_defined": ...}}``).
+    """
+    path = score_dir / "summary.json"
+    if not path.exists():
+        return None
+    data = _read_json(path)
+    block = data.get("metrics", data)
+    if not isinstance(block, dict):
+        raise ReportInputError(f"{path}: 'metrics' must be an object")
+    out: dict[str, float] = {}
+    for metric in METRICS:
+        entry = block.get(metric)
+        if not isinstance(entry, dict) or "mean" not in entry:
+            raise ReportInputError(f"{path}: missing '{metric}.mean' (expected the `fls score` summary.json schema)")
+        out[metric] = _number(entry["mean"], f"{path}: {metric}.mean")
+    return out
