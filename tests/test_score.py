@@ -249,3 +249,20 @@ def test_cli_scores_a_checkpoint_and_refuses_another_games_gaze(head_dir, tmp_pa
 def fresh_state(arch, num_actions):
     torch.manual_seed(0)
     return build_model(arch, num_actions).state_dict()
+
+
+def test_cli_reads_the_score_section_of_params_and_flags_override_it(head_dir, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("score:\n  method: center_bias\n  n_draws: 7\n  max_inputs: 2\n  seed: 3\n")
+    out = tmp_path / "p"
+    res = runner.invoke(app, ["score", "--atari-head", str(head_dir), "--game", "Breakout", "--params", str(params),
+                              "--n-draws", "4", "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    summary, _, table = _read(out)
+    assert summary["method"] == "center_bias"
+    assert summary["config"]["n_draws"] == 4 and summary["config"]["seed"] == 3
+    assert len(table) == 2 * summary["n_trials"]
+    params.write_text("score:\n  n_drawz: 7\n")
+    res = runner.invoke(app, ["score", "--atari-head", str(head_dir), "--game", "Breakout", "--params", str(params),
+                              "--out", str(out), "--quiet"])
+    assert res.exit_code == 2 and "n_drawz" in res.output
