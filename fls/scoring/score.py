@@ -7,7 +7,8 @@ against the fixation union of the input's 8 raw frames (fls.metrics); undefined 
 per-input table and are counted, not averaged, in the summaries.
 
 Randomness (shuffled AUC only) comes from one stream per input, ``input_rng(seed, trial_id, k)``: scores
-do not depend on batch size, trial order, ``max_trials``/``max_inputs`` or the device.
+do not depend on batch size, trial order or ``max_trials``/``max_inputs``; the random draws do not depend
+on the device either (a GPU may still round the saliency maps differently from a CPU).
 """
 
 from __future__ import annotations
