@@ -39,9 +39,19 @@ WORKDIRS=()
 COPIED=()
 TIMINGS=()
 
+print_timings() {
+    echo
+    echo "== timings"
+    if ((${#TIMINGS[@]})); then printf '%s\n' "${TIMINGS[@]}"; fi
+}
+
 cleanup() {
     local rc=$?
     local f
+    if ((rc != 0)); then
+        print_timings
+        echo "docker smoke test FAILED (exit $rc)" >&2
+    fi
     for f in "${COPIED[@]+"${COPIED[@]}"}"; do rm -f "$f"; done
     for f in "${WORKDIRS[@]+"${WORKDIRS[@]}"}"; do rm -rf "$f"; done
     if [[ -n "$DOCKERD_PID" ]]; then
@@ -204,7 +214,5 @@ timed "run: fls evaluate (tiny)" in_container evaluate --run run --out eval \
     --episodes 2 --num-envs 2 --max-frames 2000 --seed 1000 --quiet
 timed "check host outputs" check_outputs
 
-echo
-echo "== timings"
-printf '%s\n' "${TIMINGS[@]}"
+print_timings
 echo "docker smoke test passed"
