@@ -4,8 +4,10 @@ For 8 and 16 envs it prints agent steps/s and emulator frames/s of:
   raw   - ale-py's AtariVectorEnv alone, configured as fls uses it (SameStep, life-loss info, no clipping);
   fls   - fls.envs.AtariVecEnv on top of it (episodic life, forced FIRE, whole-game statistics);
 and the share of steps that were forced FIRE steps (``valid`` False), i.e. samples the learner drops.
+With ``--python-workers W`` it also times BreakoutInfinite's Python evaluation backend (8 envs, in
+process and over W worker processes).
 
-    python benchmarks/bench_env.py [--quick] [--game Breakout] [--seconds 5]
+    python benchmarks/bench_env.py [--quick] [--game Breakout] [--seconds 5] [--python-workers 2]
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 
 import numpy as np
 
-from fls.envs import make_vector_env
+from fls.envs import make_eval_env, make_vector_env
 from fls.preprocessing import FRAME_SKIP
 
 
@@ -35,6 +37,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per configuration")
     parser.add_argument("--quick", action="store_true", help="1 s per configuration")
     parser.add_argument("--num-threads", type=int, default=0, help="C++ worker threads (0: one per env, capped at cores)")
+    parser.add_argument("--python-workers", type=int, default=0, help="also time BreakoutInfinite's Python backend")
     args = parser.parse_args()
     seconds = 1.0 if args.quick else args.seconds
     rng = np.random.default_rng(0)
@@ -58,6 +61,14 @@ def main() -> None:
         share = invalid[0] / (steps * n)
         print(f"{n:>4} {'fls':>5} {rate:>14.0f} {rate * FRAME_SKIP:>10.0f} {share:>18.4f}")
         env.close()
+    if args.python_workers > 0:
+        for workers in (0, args.python_workers):
+            env = make_eval_env("BreakoutInfinite", 8, 1000, 30_000, num_workers=workers)
+            env.reset()
+            steps, dt = _measure(env.step, 8, env.num_actions, seconds, rng)
+            rate = steps * 8 / dt
+            print(f"BreakoutInfinite python backend, 8 envs, {workers} workers: {rate:.0f} agent steps/s, {rate * FRAME_SKIP:.0f} frames/s")
+            env.close()
 
 
 if __name__ == "__main__":

@@ -149,3 +149,19 @@ def test_single_env_form():
     assert obs.shape == (4, 84, 84) and info["lives"] == 5
     assert isinstance(env.core.raw, BreakoutInfiniteEnv)
     env.close()
+
+
+def test_eval_env_worker_processes_match_in_process_stepping():
+    local = make_eval_env("BreakoutInfinite", 3, 50, 30_000)
+    workers = make_eval_env("BreakoutInfinite", 3, 50, 30_000, num_workers=2)
+    try:
+        assert np.array_equal(local.reset(), workers.reset())  # same seeds, same no-op draws
+        rng = np.random.default_rng(1)
+        for _ in range(150):
+            a = rng.integers(0, 4, 3)
+            sl, sw = local.step(a), workers.step(a)
+            for field in sl._fields:
+                assert np.array_equal(getattr(sl, field), getattr(sw, field)), field
+    finally:
+        local.close()
+        workers.close()

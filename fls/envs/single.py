@@ -119,22 +119,18 @@ class AtariCore:
         self.raw.close()
 
 
-class PythonBackend:
-    """N ``AtariCore``s behind the ``fls.envs.vector.Backend`` contract (SameStep autoreset)."""
+class _CoreGroup:
+    """Some ``AtariCore``s stepped in turn, with SameStep autoreset (runs in-process or in a worker)."""
 
-    def __init__(self, env_id: str, num_envs: int, game: Game, *, noop_max: int, max_episode_frames: int):
-        self.num_envs = num_envs
-        self.cores = [AtariCore(env_id, noop_max=noop_max, max_episode_frames=max_episode_frames) for _ in range(num_envs)]
-        self.action_meanings = self.cores[0].action_meanings
-        if len(self.action_meanings) != game.num_actions:
-            raise EnvConfigError(f"env_id: '{env_id}' has {len(self.action_meanings)} actions, {game.name} has {game.num_actions}")
+    def __init__(self, env_id: str, count: int, noop_max: int, max_episode_frames: int):
+        self.cores = [AtariCore(env_id, noop_max=noop_max, max_episode_frames=max_episode_frames) for _ in range(count)]
 
-    def reset(self, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def reset(self, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
         obs = np.stack([c.reset(int(s)) for c, s in zip(self.cores, seeds)])
         return obs, np.array([c.ale.lives() for c in self.cores], dtype=np.int64)
 
-    def step(self, actions: np.ndarray) -> BackendStep:
-        n = self.num_envs
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        n = len(self.cores)
         obs = np.empty((n, *self.cores[0]._stack.shape), np.uint8)
         reward = np.zeros(n, np.float32)
         term, trunc, reset = (np.zeros(n, bool) for _ in range(3))
@@ -147,11 +143,90 @@ class PythonBackend:
                 o = core.reset()
             obs[i] = o
         lives = np.array([c.ale.lives() for c in self.cores], dtype=np.int64)
-        return BackendStep(obs, reward, term | trunc, trunc, reset, lives)
+        return obs, reward, term | trunc, trunc, reset, lives
 
     def close(self) -> None:
         for c in self.cores:
             c.close()
+
+
+def _worker(conn: Any, env_id: str, count: int, noop_max: int, max_episode_frames: int) -> None:
+    group = _CoreGroup(env_id, count, noop_max, max_episode_frames)
+    conn.send(group.cores[0].action_meanings)
+    while True:
+        cmd, arg = conn.recv()
+        if cmd == "close":
+            group.close()
+            conn.close()
+            return
+        conn.send(getattr(group, cmd)(arg))
+
+
+class PythonBackend:
+    """N ``AtariCore``s behind the ``fls.envs.vector.Backend`` contract (SameStep autoreset).
+
+    ``num_workers=0`` steps them in this process; otherwise they are split over that many worker
+    processes (spawned, so that no emulator or torch thread is forked), which scales with cores.
+    """
+
+    def __init__(
+        self, env_id: str, num_envs: int, game: Game, *, noop_max: int, max_episode_frames: int, num_workers: int = 0
+    ):
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise EnvConfigError(f"num_workers: expected an integer >= 0, got {num_workers!r}")
+        self.num_envs = num_envs
+        self._local: _CoreGroup | None = None
+        self._conns: list[Any] = []
+        self._procs: list[Any] = []
+        if num_workers == 0:
+            self._local = _CoreGroup(env_id, num_envs, noop_max, max_episode_frames)
+            self.action_meanings = self._local.cores[0].action_meanings
+        else:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn")
+            counts = [len(c) for c in np.array_split(np.arange(num_envs), min(num_workers, num_envs))]
+            self._bounds = np.cumsum([0, *counts])
+            for count in counts:
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_worker, args=(child, env_id, count, noop_max, max_episode_frames), daemon=True)
+                proc.start()
+                child.close()
+                self._conns.append(parent)
+                self._procs.append(proc)
+            self.action_meanings = [c.recv() for c in self._conns][0]
+        if len(self.action_meanings) != game.num_actions:
+            self.close()
+            raise EnvConfigError(f"env_id: '{env_id}' has {len(self.action_meanings)} actions, {game.name} has {game.num_actions}")
+
+    def _call(self, cmd: str, per_env: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+        for k, conn in enumerate(self._conns):
+            conn.send((cmd, per_env[self._bounds[k] : self._bounds[k + 1]]))
+        return [conn.recv() for conn in self._conns]
+
+    def reset(self, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._local is not None:
+            return self._local.reset([int(s) for s in seeds])
+        parts = self._call("reset", np.asarray(seeds))
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def step(self, actions: np.ndarray) -> BackendStep:
+        if self._local is not None:
+            return BackendStep(*self._local.step(actions))
+        parts = self._call("step", np.asarray(actions))
+        return BackendStep(*(np.concatenate([p[j] for p in parts]) for j in range(6)))
+
+    def close(self) -> None:
+        if self._local is not None:
+            self._local.close()
+        for conn in self._conns:
+            try:
+                conn.send(("close", None))
+            except (BrokenPipeError, OSError):
+                pass
+        for proc in self._procs:
+            proc.join(timeout=5)
+        self._conns, self._procs = [], []
 
 
 class AtariSingleEnv(gym.Env):

@@ -319,11 +319,13 @@ def make_eval_env(
     *,
     noop_max: int = 30,
     num_threads: int = 0,
+    num_workers: int = 0,
 ) -> AtariVecEnv:
     """Whole-game evaluation env: the C++ backend for the six games, a Python one for BreakoutInfinite.
 
     Both give an ``AtariVecEnv`` with ``episodic_life=False`` (``done`` only at game end) and FIRE forced
-    after each lost life, as the agent saw in training.
+    after each lost life, as the agent saw in training. ``num_threads`` is for the C++ backend,
+    ``num_workers`` (processes; 0 = in this process) for the Python one.
     """
     _check_common(num_envs, noop_max, max_episode_frames)
     _check_seed(seed, num_envs)
@@ -337,6 +339,11 @@ def make_eval_env(
     from fls.envs.registration import variant_env_id
 
     backend = PythonBackend(
-        variant_env_id(variant), num_envs, base_game(variant), noop_max=noop_max, max_episode_frames=max_episode_frames
+        variant_env_id(variant),
+        num_envs,
+        base_game(variant),
+        noop_max=noop_max,
+        max_episode_frames=max_episode_frames,
+        num_workers=num_workers,
     )
     return AtariVecEnv(backend, variant, seed, episodic_life=False)
