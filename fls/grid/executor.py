@@ -213,7 +213,16 @@ def connect_ray(address: str | None, *, num_cpus: int | None = None, num_gpus: i
         return False
     common = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}
     if address:
-        ray.init(address=address, **common)
+        try:
+            ray.init(address=address, **common)
+        except (ConnectionError, RuntimeError) as exc:
+            hint = ""
+            if "auth" in f"{exc} {exc.__cause__}".lower():
+                hint = (
+                    "; the cluster uses token authentication: set RAY_AUTH_MODE=token and give this machine "
+                    "the cluster's token (~/.ray/auth_token or RAY_AUTH_TOKEN)"
+                )
+            raise GridError(f"--address {address}: cannot connect to the Ray cluster ({_describe(exc)}){hint}") from None
     else:
         ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **common)
     return True
