@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 from fls import metrics as M
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
@@ -159,9 +159,12 @@ def test_batch_equals_one_by_one(data, seed):
     st.floats(-100, 100),
     st.integers(0, 2**31),
 )
-def test_affine_and_scale_invariance(data, a, b, seed):
+def test_affine_and_scale_invariance(data, a, c, seed):
     s, f, neg = data
     s = s + 0.25  # strictly positive, so KL is defined where the blurred fixations reach
+    # offset b = a * c: the map's range stays >= 1e-3 of its magnitude, far from the flatness tolerance
+    # (1e-5 relative), which is deliberately not affine-invariant: a range of 1e-5 of the values is noise.
+    b = a * c
     assert _same(M.nss(a * s + b, f), M.nss(s, f), tol=1e-8)
     assert _same(M.kl_divergence(a * s, f), M.kl_divergence(s, f), tol=1e-9)
     # AUC depends only on the order of values (ties included); the same seed draws the same negatives
