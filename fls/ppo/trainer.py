@@ -38,7 +38,7 @@ from fls.checkpoint import CheckpointError, load_checkpoint, rng_state, save_che
 from fls.config import ConfigError
 from fls.device import resolve_device
 from fls.games import get_game
-from fls.ppo.config import TrainConfig
+from fls.ppo.config import PPOConfig, TrainConfig
 from fls.ppo.losses import compute_gae, explained_variance, ppo_losses
 from fls.runinfo import write_run_info
 
@@ -462,35 +462,54 @@ class _Trainer:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def _learn(self, obs, actions, logp, adv, returns, values, valid) -> dict[str, float]:
-        ppo = self.ppo
-        b_obs = obs.reshape((-1, 4, 84, 84))
-        b_act, b_logp, b_adv = actions.reshape(-1), logp.reshape(-1), adv.reshape(-1)
-        b_ret, b_val, b_valid = returns.reshape(-1), values.reshape(-1), valid.reshape(-1)
-        batch, mb = ppo.batch_size, ppo.minibatch_size
-        sums = {"losses/policy_loss": 0.0, "losses/value_loss": 0.0, "losses/entropy": 0.0,
-                "losses/approx_kl": 0.0, "losses/clipfrac": 0.0}
-        count = 0
-        for _epoch in range(ppo.update_epochs):
-            perm = torch.randperm(batch, device=b_obs.device)
-            for start in range(0, batch, mb):
-                idx = perm[start:start + mb]
-                out = self.model(self._layout(b_obs[idx]))
-                dist = Categorical(logits=out.logits, validate_args=False)
-                res = ppo_losses(
-                    dist.log_prob(b_act[idx]), b_logp[idx], b_adv[idx], out.value, b_val[idx], b_ret[idx],
-                    dist.entropy(), ppo.clip_coef, ppo.vf_coef, ppo.ent_coef,
-                    norm_adv=ppo.norm_adv, clip_vloss=ppo.clip_vloss, mask=b_valid[idx],
-                )
-                self.optimizer.zero_grad(set_to_none=True)
-                res.loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), ppo.max_grad_norm)
-                self.optimizer.step()
-                sums["losses/policy_loss"] += res.policy_loss.item()
-                sums["losses/value_loss"] += res.value_loss.item()
-                sums["losses/entropy"] += res.entropy.item()
-                sums["losses/approx_kl"] += res.approx_kl.item()
-                sums["losses/clipfrac"] += res.clipfrac.item()
-                count += 1
-        row = {k: v / count for k, v in sums.items()}
-        row["losses/explained_variance"] = explained_variance(b_val, b_ret)
-        return row
+        return ppo_update(self.model, self.optimizer, self.ppo, obs, actions, logp, adv, returns, values, valid,
+                          channels_last=self.channels_last)
+
+
+def ppo_update(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    ppo: PPOConfig,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    logp: torch.Tensor,
+    adv: torch.Tensor,
+    returns: torch.Tensor,
+    values: torch.Tensor,
+    valid: torch.Tensor,
+    *,
+    channels_last: bool = False,
+) -> dict[str, float]:
+    """One PPO update on a rollout ((T, N, ...) tensors): ``update_epochs`` shuffled passes of minibatches.
+
+    Returns the minibatch-mean losses (Baselines logs the same means) and the explained variance.
+    """
+    b_obs = obs.reshape((-1, *obs.shape[2:]))
+    b_act, b_logp, b_adv = actions.reshape(-1), logp.reshape(-1), adv.reshape(-1)
+    b_ret, b_val, b_valid = returns.reshape(-1), values.reshape(-1), valid.reshape(-1)
+    batch, mb = ppo.batch_size, ppo.minibatch_size
+    keys = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
+    sums = dict.fromkeys(keys, 0.0)
+    count = 0
+    for _epoch in range(ppo.update_epochs):
+        perm = torch.randperm(batch, device=b_obs.device)
+        for start in range(0, batch, mb):
+            idx = perm[start:start + mb]
+            x = b_obs[idx]
+            out = model(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+            dist = Categorical(logits=out.logits, validate_args=False)
+            res = ppo_losses(
+                dist.log_prob(b_act[idx]), b_logp[idx], b_adv[idx], out.value, b_val[idx], b_ret[idx],
+                dist.entropy(), ppo.clip_coef, ppo.vf_coef, ppo.ent_coef,
+                norm_adv=ppo.norm_adv, clip_vloss=ppo.clip_vloss, mask=b_valid[idx],
+            )
+            optimizer.zero_grad(set_to_none=True)
+            res.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), ppo.max_grad_norm)
+            optimizer.step()
+            for k in keys:
+                sums[k] += getattr(res, k).item()
+            count += 1
+    row = {f"losses/{k}": v / count for k, v in sums.items()}
+    row["losses/explained_variance"] = explained_variance(b_val, b_ret)
+    return row

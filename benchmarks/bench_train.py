@@ -1,0 +1,115 @@
+"""Training throughput on this machine, in one run (agent steps per second).
+
+(a) the full `fls train` loop (fls.ppo.trainer.train) for nature_cnn and sparse_fls on Breakout, 8 envs;
+(b) the vector env alone with random actions (the ceiling set by emulation + preprocessing);
+(c) the network alone: one PPO update (4 epochs x 4 minibatches of 256) per arch, and the rollout
+    inference (1024 single steps of 8 observations), so (a) can be compared with env + net.
+
+    python benchmarks/bench_train.py            # about 3 minutes on 2 CPU cores
+    python benchmarks/bench_train.py --quick    # about 1 minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def bench_loop(arch: str, updates: int, threads: int, env_threads: int) -> float:
+    from fls.config import build_config
+    from fls.ppo.config import TrainConfig
+    from fls.ppo.trainer import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = build_config(TrainConfig, {"arch": arch, "game": "Breakout", "seed": 1, "total_steps": 1024 * updates,
+                                         "progress": False, "torch_threads": threads, "env_threads": env_threads,
+                                         "checkpoint_every": 10_000})
+        train(cfg, Path(tmp))
+        with open(Path(tmp) / "metrics.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    # SPS of the updates after the first (the first pays one-off allocation and warm-up costs)
+    t = sum(float(r["time/rollout_s"]) + float(r["time/update_s"]) for r in rows[1:])
+    roll = np.mean([float(r["time/rollout_s"]) for r in rows[1:]])
+    upd = np.mean([float(r["time/update_s"]) for r in rows[1:]])
+    print(f"  (a) train loop {arch:11s}: {1024 * (len(rows) - 1) / t:7.1f} steps/s  "
+          f"(rollout {roll:.2f} s + update {upd:.2f} s per 1024 steps)")
+    return 1024 * (len(rows) - 1) / t
+
+
+def bench_env(steps: int, env_threads: int) -> float:
+    from fls.envs.vector import make_vector_env
+
+    env = make_vector_env("Breakout", 8, 1, num_threads=env_threads)
+    env.reset()
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, env.num_actions, size=(steps // 8 + 1, 8))
+    t0 = time.perf_counter()
+    for i in range(steps // 8):
+        env.step(actions[i])
+    dt = time.perf_counter() - t0
+    env.close()
+    sps = 8 * (steps // 8) / dt
+    print(f"  (b) env only (8 envs, random actions): {sps:7.1f} steps/s")
+    return sps
+
+
+def bench_net(arch: str, repeats: int) -> None:
+    from torch.distributions import Categorical
+
+    from fls.models import build_model
+    from fls.ppo.config import PPOConfig
+    from fls.ppo.trainer import ppo_update
+
+    torch.manual_seed(0)
+    ppo = PPOConfig()
+    model = build_model(arch, 4).to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=ppo.learning_rate, eps=ppo.adam_eps)
+    T, N = ppo.num_steps, ppo.num_envs
+    obs = torch.randint(0, 256, (T, N, 4, 84, 84), dtype=torch.uint8)
+    z = torch.zeros(T, N)
+    args = (obs, torch.randint(0, 4, (T, N)), z - 1.386, torch.randn(T, N), torch.randn(T, N), z, torch.ones(T, N, dtype=torch.bool))
+    ppo_update(model, opt, ppo, *args, channels_last=True)  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        ppo_update(model, opt, ppo, *args, channels_last=True)
+    upd = (time.perf_counter() - t0) / repeats
+    step_obs = obs[0].contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        for _ in range(5):
+            model(step_obs)
+        t0 = time.perf_counter()
+        for _ in range(T):
+            out = model(step_obs)
+            Categorical(logits=out.logits, validate_args=False).sample()
+        inf = time.perf_counter() - t0
+    print(f"  (c) net only {arch:11s}: one PPO update {upd:.2f} s, rollout inference {inf:.2f} s "
+          f"-> {T * N / (upd + inf):7.1f} steps/s without the env")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer updates / steps (noisier)")
+    ap.add_argument("--torch-threads", type=int, default=0, help="torch threads (0 = torch default); as TrainConfig")
+    ap.add_argument("--env-threads", type=int, default=0, help="vector-env native threads (0 = default)")
+    ap.add_argument("--archs", default="nature_cnn,sparse_fls")
+    a = ap.parse_args()
+    if a.torch_threads > 0:
+        torch.set_num_threads(a.torch_threads)
+    archs = [x for x in a.archs.split(",") if x]
+    updates = 3 if a.quick else 8
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, Breakout, 8 envs x 128 steps")
+    for arch in archs:
+        bench_loop(arch, updates, a.torch_threads, a.env_threads)
+    bench_env(4096 if a.quick else 16384, a.env_threads)
+    for arch in archs:
+        bench_net(arch, 1 if a.quick else 3)
+
+
+if __name__ == "__main__":
+    main()
