@@ -64,7 +64,7 @@ def main(
         return f"{m} {mean} ({v['n_defined']} defined, {v['n_undefined']} undefined)"
 
     who = s["arch"] or "reference"
-    head = f"{who} [{s['method']}] on {s['game']}: {s['n_inputs']} inputs of {s['n_trials']} trials; "
+    head = f"{who} [{s['method']}] on {s['game']}: {s['n_inputs']} inputs of {s['n_trials']} trial{'s' if s['n_trials'] != 1 else ''}; "
     typer.echo(head + "; ".join(fmt(m) for m in ("nss", "kl", "sauc")))
     if s["synthetic_gaze"]:
         typer.echo("note: the gaze is SYNTHETIC (fls atari-head sample) -- not a result")

@@ -266,3 +266,17 @@ def test_cli_reads_the_score_section_of_params_and_flags_override_it(head_dir, t
     res = runner.invoke(app, ["score", "--atari-head", str(head_dir), "--game", "Breakout", "--params", str(params),
                               "--out", str(out), "--quiet"])
     assert res.exit_code == 2 and "n_drawz" in res.output
+
+
+@pytest.mark.gpu
+def test_cuda_scores_match_cpu(trials):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    model = fresh()
+    cfg = dict(n_draws=10, max_inputs=6, progress=False)
+    cpu = score_model(model, trials, ScoreConfig(device="cpu", **cfg))
+    gpu = score_model(model, trials, ScoreConfig(device="cuda", **cfg))
+    # same random draws; the maps differ only by float32 rounding between devices
+    np.testing.assert_allclose(gpu["nss"], cpu["nss"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(gpu["kl"], cpu["kl"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(gpu["sauc"], cpu["sauc"], atol=1e-2)
