@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from fls.grid import PlanError, build_plan, run_grid
 from fls.grid.executor import BLOCKED, DONE, FAILED, UP_TO_DATE
 from fls.grid.plan import DOWNSTREAM, STALE, matches, parse_selectors
-from fls.grid.executor import RUNNING, StageRecord
+from fls.grid.executor import RUNNING, StageRecord, execute_stage
 from fls.grid.progress import GridProgress, estimate_eta, summary_table
 from pipeline.app import app
 
@@ -222,6 +222,22 @@ def test_eta_uses_per_group_mean_durations() -> None:
     assert estimate_eta([("train", 500.0)], durations, slots=1) == 0.0
 
 
+def test_execute_stage_stops_at_first_failing_command_and_reports_a_missing_wdir(tmp_path: Path) -> None:
+    spec = {"name": "s", "commands": ["echo one", "exit 4", "echo never"], "wdir": str(tmp_path),
+            "log": str(tmp_path / "logs" / "s.log"), "shell": "/bin/sh", "env": {"FLS_X": "v"}}
+    result = execute_stage(spec)
+    assert result["returncode"] == 4 and result["end"] >= result["start"]
+    log = (tmp_path / "logs" / "s.log").read_text()
+    assert "one\n" in log and "never" not in log and log.count("### fls-grid: start") == 1
+
+    result = execute_stage(dict(spec, commands=["echo $FLS_X > out.txt"], log=str(tmp_path / "t.log")))
+    assert result["returncode"] == 0 and (tmp_path / "out.txt").read_text() == "v\n"
+
+    result = execute_stage(dict(spec, wdir=str(tmp_path / "absent"), log=str(tmp_path / "m.log")))
+    assert result["returncode"] == 127
+    assert "same path on every node" in (tmp_path / "m.log").read_text()
+
+
 def test_progress_line_counts_states_and_charges_running_time() -> None:
     records = {
         "train@a": StageRecord("train@a", "train", state=DONE, start=0.0, end=100.0),
@@ -271,6 +287,7 @@ def local_ray():
     import ray
 
     ray.init(
+        address="local",
         num_cpus=4,
         num_gpus=0,
         include_dashboard=False,

@@ -101,16 +101,24 @@ def execute_stage(spec: dict[str, Any]) -> dict[str, Any]:
         )
         for command in spec["commands"]:
             log.write(f"$ {command}\n".encode())
-            proc = subprocess.Popen(
-                _shell_argv(shell, command),
-                cwd=spec["wdir"],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                close_fds=True,
-                preexec_fn=_die_with_parent,
-            )
+            try:
+                proc = subprocess.Popen(
+                    _shell_argv(shell, command),
+                    cwd=spec["wdir"],
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    close_fds=True,
+                    preexec_fn=_die_with_parent,
+                )
+            except OSError as exc:  # typically a wdir missing on this node: no shared storage at the same path
+                log.write(
+                    f"error: cannot start the command in {spec['wdir']} on {host}: {exc} "
+                    "(is the repository at the same path on every node?)\n".encode()
+                )
+                returncode = 127
+                break
             returncode = proc.wait()
             if returncode != 0:
                 break
@@ -224,7 +232,8 @@ def connect_ray(address: str | None, *, num_cpus: int | None = None, num_gpus: i
                 )
             raise GridError(f"--address {address}: cannot connect to the Ray cluster ({_describe(exc)}){hint}") from None
     else:
-        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **common)
+        # address="local": always a private instance, even if `ray start` left a cluster on this machine
+        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, **common)
     return True
 
 
