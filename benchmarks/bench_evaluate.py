@@ -11,6 +11,7 @@ figures you want (the GPU machine for the real 8192-episode runs):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
@@ -18,14 +19,14 @@ import numpy as np
 import torch
 
 from fls.device import resolve_device
-from fls.evaluation.evaluate import ActionSampler, EpisodeLedger, open_eval_env, run_episodes, EvalConfig
+from fls.evaluation.evaluate import ActionSampler, EpisodeLedger, EvalConfig, open_eval_envs, run_episodes
 from fls.games import base_game
 from fls.models import build_model
 
 
 def env_only(game: str, cfg: EvalConfig, steps: int) -> float:
     """Vector steps with uniformly random actions (no model): the ceiling for the evaluation loop."""
-    env = open_eval_env(game, cfg)
+    (env,) = open_eval_envs(game, dataclasses.replace(cfg, env_groups=1))
     rng = np.random.default_rng(0)
     n = base_game(game).num_actions
     try:
@@ -44,20 +45,21 @@ def with_policy(game: str, arch: str, cfg: EvalConfig, steps: int, device: torch
     """The real evaluation loop (``run_episodes``) for a fixed number of vector steps."""
     torch.manual_seed(0)
     model = build_model(arch, base_game(game).num_actions).to(device).eval()
-    env = open_eval_env(game, cfg)
+    envs = open_eval_envs(game, cfg)
     try:
         sampler = ActionSampler(cfg.seed)
         # Warm-up (cuDNN autotuning, allocator), then a ledger that cannot fill so the step budget decides.
-        run_episodes(model, env, EpisodeLedger(cfg.num_envs, 10**9), sampler, device, max_steps=min(20, steps))
+        run_episodes(model, envs, EpisodeLedger(cfg.num_envs, 10**9), sampler, device, max_steps=min(20, steps))
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        done = run_episodes(model, env, EpisodeLedger(cfg.num_envs, 10**9), sampler, device, max_steps=steps)
+        agent_steps = run_episodes(model, envs, EpisodeLedger(cfg.num_envs, 10**9), sampler, device, max_steps=steps)
         if device.type == "cuda":
             torch.cuda.synchronize()
-        return done * cfg.num_envs / (time.perf_counter() - t0)
+        return agent_steps / (time.perf_counter() - t0)
     finally:
-        env.close()
+        for env in envs:
+            env.close()
 
 
 def main() -> None:
@@ -68,6 +70,7 @@ def main() -> None:
     ap.add_argument("--archs", default="nature_cnn,sparse_fls,dense_fls_pool")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default)")
+    ap.add_argument("--env-groups", default="1,2", help="env_groups settings to compare (1 = synchronous)")
     ap.add_argument("--quick", action="store_true", help="100 steps, nature_cnn and sparse_fls only")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -81,8 +84,10 @@ def main() -> None:
     base = env_only(args.game, cfg, args.steps)
     rows = [{"what": "env only", "steps_per_s": base, "fraction_of_env_only": 1.0}]
     for arch in [a for a in args.archs.split(",") if a]:
-        sps = with_policy(args.game, arch, cfg, args.steps, device)
-        rows.append({"what": f"eval {arch}", "steps_per_s": sps, "fraction_of_env_only": sps / base})
+        for groups in [int(g) for g in args.env_groups.split(",") if g]:
+            gcfg = dataclasses.replace(cfg, env_groups=groups)
+            sps = with_policy(args.game, arch, gcfg, args.steps, device)
+            rows.append({"what": f"eval {arch} groups={groups}", "steps_per_s": sps, "fraction_of_env_only": sps / base})
     meta = {"game": args.game, "num_envs": args.num_envs, "steps": args.steps, "device": str(device),
             "torch_threads": torch.get_num_threads()}
     if args.json:

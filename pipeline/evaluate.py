@@ -34,6 +34,9 @@ def main(
     frames: Annotated[Optional[Path], typer.Option("--frames", help="Write every k-th video frame as PNG here.", file_okay=False)] = None,
     frame_every: Annotated[Optional[int], typer.Option("--frame-every", help="k for --frames (10).")] = None,
     video_max_steps: Annotated[Optional[int], typer.Option("--video-max-steps", help="Video length cap in agent steps (2000).")] = None,
+    env_groups: Annotated[
+        Optional[int], typer.Option("--env-groups", help="Split the envs into groups stepped while the net acts (1).")
+    ] = None,
     params: ParamsFile = None,
     device: Device = None,
     arch: Arch = None,
@@ -52,6 +55,7 @@ def main(
         "device": device,
         "frame_every": frame_every,
         "video_max_steps": video_max_steps,
+        "env_groups": env_groups,
     }
     cfg = load_config(EvalConfig, params, "evaluate" if params is not None else None, overrides)
     result = evaluate_to_dir(

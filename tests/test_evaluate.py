@@ -108,6 +108,26 @@ def test_every_env_contributes_exactly_its_first_episodes():
     assert (s["min"], s["max"], s["n_truncated"]) == (0.0, 305.0, 0)
 
 
+def test_pipelined_env_groups_keep_the_same_accounting():
+    cfg = EvalConfig(episodes=24, num_envs=4, seed=1000, device="cpu", env_groups=2)
+    groups = [FakeVecEnv(2), FakeVecEnv(2)]
+    result = evaluate(fresh(), "Breakout", cfg, env=groups, progress=False)
+    rows = result["episodes"]
+    assert len(rows) == 24
+    for i in range(4):
+        local = i % 2  # group g's env j is ledger env 2 * g + j, and plays like fake env j
+        mine = [r for r in rows if r["env"] == i]
+        assert [r["index_in_env"] for r in mine] == list(range(6))
+        assert [r["reward"] for r in mine] == [100.0 * local + k for k in range(6)]
+    # Groups are stepped once per round until the slowest env is done; a group may have one step in flight
+    # (issued before the last group finished) whose result is discarded.
+    slowest = max(sum(episode_length(j, k) for k in range(6)) for j in range(2))
+    assert groups[1].steps == slowest and groups[0].steps in (slowest, slowest + 1)
+    assert result["timing"]["agent_steps"] == 4 * slowest
+    with pytest.raises(EvaluationError, match=r"num_envs \(4\) must be divisible by env_groups \(3\)"):
+        EvalConfig(episodes=4, num_envs=4, env_groups=3).validate()
+
+
 def test_actions_are_sampled_reproducibly_and_argmax_when_deterministic():
     logits = torch.tensor([[0.0, 0.0, 0.0, 0.0]] * 64)
     a = ActionSampler(7)(logits)
@@ -155,6 +175,14 @@ def test_real_env_run_is_reproducible_and_flags_the_cap():
         assert r["length_frames"] <= 400 and r["length_steps"] * 4 == r["length_frames"]
         if r["truncated"]:
             assert r["length_frames"] == 400
+
+
+def test_real_env_groups_are_reproducible_and_seeded_as_recorded():
+    cfg = EvalConfig(episodes=4, num_envs=4, seed=1000, max_frames=200, device="cpu", env_groups=2)
+    a = evaluate(fresh(), "Breakout", cfg, progress=False)
+    b = evaluate(fresh(), "Breakout", cfg, progress=False)
+    assert a["episodes"] == b["episodes"] and a["eval_env_seeds"] == [1000, 1001, 1002, 1003]
+    assert [r["env"] for r in a["episodes"]] == [0, 1, 2, 3]
 
 
 def test_breakout_infinite_runs_with_a_breakout_model():

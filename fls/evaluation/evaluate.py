@@ -51,18 +51,29 @@ class EvalConfig:
     deterministic: bool = False  # False: sample actions from the policy (the protocol); True: argmax
     video_max_steps: int = 2000  # agent steps recorded by --video / --frames at most
     frame_every: int = 10  # --frames saves every k-th step of the video rollout
+    env_groups: int = 2  # >1: split the envs into groups whose stepping overlaps inference (see run_episodes)
 
     def validate(self) -> None:
-        for name in ("episodes", "num_envs", "max_frames", "video_max_steps", "frame_every"):
+        for name in ("episodes", "num_envs", "max_frames", "video_max_steps", "frame_every", "env_groups"):
             if getattr(self, name) <= 0:
                 raise EvaluationError(f"evaluate: field '{name}' must be positive, got {getattr(self, name)}")
         if self.seed < 0:
             raise EvaluationError(f"evaluate: field 'seed' must be >= 0, got {self.seed}")
+        if self.num_envs % self.groups:
+            raise EvaluationError(
+                f"evaluate: num_envs ({self.num_envs}) must be divisible by env_groups ({self.env_groups}); "
+                f"set env_groups to a divisor (1 = no pipelining)"
+            )
         if self.episodes % self.num_envs:
             raise EvaluationError(
                 f"evaluate: episodes ({self.episodes}) must be divisible by num_envs ({self.num_envs}) so that "
                 f"every env contributes the same number of episodes"
             )
+
+    @property
+    def groups(self) -> int:
+        """Env groups actually used (never more than there are envs)."""
+        return min(self.env_groups, self.num_envs)
 
     @property
     def per_env(self) -> int:
@@ -223,7 +234,7 @@ class ActionSampler:
 
 def run_episodes(
     model: torch.nn.Module,
-    env: EvalEnv,
+    envs: EvalEnv | Sequence[EvalEnv],
     ledger: EpisodeLedger,
     sampler: ActionSampler,
     device: torch.device,
@@ -231,23 +242,68 @@ def run_episodes(
     progress: Callable[[int], None] | None = None,
     max_steps: int | None = None,
 ) -> int:
-    """Step ``env`` with ``model`` until ``ledger`` is complete (or ``max_steps``); returns the vector steps.
+    """Step the env(s) with ``model`` until ``ledger`` is complete (or ``max_steps`` vector steps).
 
-    Inference is batched across envs in ``torch.inference_mode``; observations go to the device as uint8
-    (the model scales them), so the host-to-device copy is a quarter of a float copy.
+    Returns the agent steps taken (over all envs). Inference is batched across the envs of a group in
+    ``torch.inference_mode``; observations go to the device as uint8 (the model scales them).
+
+    With several env groups (``EvalConfig.env_groups``), group g's envs are ledger envs
+    ``offset_g .. offset_g + n_g - 1`` and the groups are pipelined: while one group's emulators run (in a
+    worker thread; ale-py releases the GIL), the network acts for the next group. Sampling order is fixed
+    (group 0, 1, ..., 0, 1, ...), so results stay deterministic.
     """
-    obs = env.reset()
-    steps = 0
+    groups = [envs] if not isinstance(envs, Sequence) else list(envs)
+    total = sum(e.num_envs for e in groups)
+    if total != ledger.num_envs:
+        raise EvaluationError(f"the env groups hold {total} envs but the ledger expects {ledger.num_envs}")
+    offsets = np.cumsum([0] + [e.num_envs for e in groups])[:-1].tolist()
+    budget = None if max_steps is None else max_steps * total
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(obs)).to(device, non_blocking=True)
+        return sampler(model(x).logits)
+
+    def record(finished: list[Episode], offset: int) -> None:
+        for ep in finished:
+            if offset:
+                ep = dataclasses.replace(ep, env=ep.env + offset)
+            if ledger.add(ep) and progress is not None:
+                progress(1)
+
+    def more(agent_steps: int) -> bool:
+        return not ledger.complete and (budget is None or agent_steps < budget)
+
+    agent_steps = 0
     with torch.inference_mode():
-        while not ledger.complete and (max_steps is None or steps < max_steps):
-            x = torch.from_numpy(np.ascontiguousarray(obs)).to(device, non_blocking=True)
-            actions = sampler(model(x).logits)
-            obs, finished = env.step(actions)
-            steps += 1
-            for ep in finished:
-                if ledger.add(ep) and progress is not None:
-                    progress(1)
-    return steps
+        if len(groups) == 1:
+            env = groups[0]
+            obs = env.reset()
+            while more(agent_steps):
+                obs, finished = env.step(act(obs))
+                agent_steps += total
+                record(finished, 0)
+            return agent_steps
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="eval-env") as pool:
+            pending = []
+            for env in groups:
+                obs = env.reset()
+                pending.append(pool.submit(env.step, act(obs)))
+            try:
+                while more(agent_steps):
+                    for g, env in enumerate(groups):
+                        obs, finished = pending[g].result()
+                        agent_steps += env.num_envs
+                        record(finished, offsets[g])
+                        if not more(agent_steps):
+                            break
+                        pending[g] = pool.submit(env.step, act(obs))
+            finally:
+                for fut in pending:  # never leave an emulator stepping while the caller closes it
+                    fut.result()
+    return agent_steps
 
 
 def evaluate(
@@ -256,7 +312,7 @@ def evaluate(
     cfg: EvalConfig,
     *,
     train_env_seeds: Sequence[int] = (),
-    env: EvalEnv | None = None,
+    env: EvalEnv | Sequence[EvalEnv] | None = None,
     device: torch.device | str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -279,21 +335,27 @@ def evaluate(
     model = model.to(dev).eval()
 
     own_env = env is None
-    if env is None:
-        env = open_eval_env(game, cfg)
-    if env.num_envs != cfg.num_envs:
-        raise EvaluationError(f"env has {env.num_envs} envs but num_envs is {cfg.num_envs}")
-    ledger = EpisodeLedger(cfg.num_envs, cfg.per_env)
-    sampler = ActionSampler(cfg.seed, cfg.deterministic)
-    bar = tqdm(total=cfg.episodes, desc=f"evaluate {game}", unit="ep", disable=not progress, leave=False)
-    t0 = time.perf_counter()
+    envs = open_eval_envs(game, cfg) if env is None else ([env] if not isinstance(env, Sequence) else list(env))
     try:
-        vec_steps = run_episodes(model, env, ledger, sampler, dev, progress=bar.update)
+        n = sum(e.num_envs for e in envs)
+        if n != cfg.num_envs:
+            raise EvaluationError(f"env has {n} envs but num_envs is {cfg.num_envs}")
+        ledger = EpisodeLedger(cfg.num_envs, cfg.per_env)
+        sampler = ActionSampler(cfg.seed, cfg.deterministic)
+        bar = tqdm(total=cfg.episodes, desc=f"evaluate {game}", unit="ep", disable=not progress, leave=False)
+        t0 = time.perf_counter()
+        try:
+            agent_steps = run_episodes(model, envs, ledger, sampler, dev, progress=bar.update)
+        finally:
+            bar.close()
     finally:
-        bar.close()
         if own_env:
-            env.close()
+            for e in envs:
+                e.close()
     wall = time.perf_counter() - t0
+    actual = [s for e in envs for s in getattr(e, "env_seeds", [])]
+    if actual and actual != seeds:  # the envs must have been seeded as recorded (and checked against training)
+        raise EvaluationError(f"eval envs were seeded {actual}, expected {seeds}")
     rows = ledger.rows()
     return {
         "schema_version": SCHEMA_VERSION,
@@ -309,9 +371,9 @@ def evaluate(
         "episodes": rows,
         "timing": {
             "wall_s": wall,
-            "vector_steps": vec_steps,
-            "agent_steps": vec_steps * cfg.num_envs,
-            "agent_steps_per_s": vec_steps * cfg.num_envs / wall if wall > 0 else None,
+            "vector_steps": agent_steps // cfg.num_envs,
+            "agent_steps": agent_steps,
+            "agent_steps_per_s": agent_steps / wall if wall > 0 else None,
             "ignored_episodes": ledger.ignored,
         },
     }
@@ -343,14 +405,24 @@ class VecEnvAdapter:
         self.env.close()
 
 
-def open_eval_env(game: str, cfg: EvalConfig) -> VecEnvAdapter:
-    """Whole-game env for ``game`` (BreakoutInfinite included), env i seeded ``cfg.seed + i``.
+def open_eval_envs(game: str, cfg: EvalConfig) -> list[VecEnvAdapter]:
+    """Whole-game envs for ``game`` (BreakoutInfinite included), env i seeded ``cfg.seed + i``.
 
     No-op reset (1..30) and FIRE after reset and after each lost life, as in training; unclipped scores.
+    With ``env_groups`` > 1 the envs are split into that many vector envs of consecutive seeds.
     """
     from fls.envs import make_eval_env
 
-    return VecEnvAdapter(make_eval_env(game, cfg.num_envs, cfg.seed, cfg.max_frames))
+    size = cfg.num_envs // cfg.groups
+    envs: list[VecEnvAdapter] = []
+    try:
+        for g in range(cfg.groups):
+            envs.append(VecEnvAdapter(make_eval_env(game, size, cfg.seed + g * size, cfg.max_frames)))
+    except BaseException:
+        for e in envs:
+            e.close()
+        raise
+    return envs
 
 
 def episodes_csv(rows: Sequence[dict[str, Any]]) -> str:
