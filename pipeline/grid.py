@@ -42,10 +42,14 @@ def run(
     stages: Stages = None,
     gpus_per_run: Annotated[
         Optional[float],
-        typer.Option("--gpus-per-run", help="GPU share per stage (0.25 = four runs per GPU). Default: 0.25 if GPUs, else 0."),
+        typer.Option(
+            "--gpus-per-run", help="GPU share per stage (0.25 = four runs per GPU). Default: 0.25 if GPUs, else 0."
+        ),
     ] = None,
     cpus_per_run: Annotated[float, typer.Option("--cpus-per-run", help="CPU cores reserved per stage.")] = 1.0,
-    max_retries: Annotated[int, typer.Option("--max-retries", help="Retries per stage after a lost worker or non-zero exit.")] = 2,
+    max_retries: Annotated[
+        int, typer.Option("--max-retries", help="Retries per stage after a lost worker or non-zero exit.")
+    ] = 2,
     repo: Repo = Path("."),
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and exit without starting Ray.")] = False,
     no_upstream: NoUpstream = False,
@@ -74,7 +78,9 @@ def run(
 
 @app.command("status")
 @cli_errors
-def status(stages: Stages = None, repo: Repo = Path("."), no_upstream: NoUpstream = False, as_json: JsonFlag = False) -> None:
+def status(
+    stages: Stages = None, repo: Repo = Path("."), no_upstream: NoUpstream = False, as_json: JsonFlag = False
+) -> None:
     """Print what `fls grid run` would run, in order, without running anything."""
     plan = build_plan(repo, parse_selectors(stages), with_upstream=not no_upstream)
     if as_json:

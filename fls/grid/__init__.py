@@ -77,7 +77,8 @@ def run_grid(
                 gpus_per_run = 0.25 if resources.get("GPU", 0.0) > 0 else 0.0
             options = RunOptions(gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, max_retries=max_retries)
             options.validate()
-            progress = GridProgress(len(plan), cluster_slots(resources, options), disable=None if show_progress is None else not show_progress)
+            disable = None if show_progress is None else not show_progress  # None: tqdm shows it on a terminal
+            progress = GridProgress(len(plan), cluster_slots(resources, options), disable=disable)
             result = run_plan(plan, options, recorder, progress)
         finally:
             if started_ray:

@@ -230,7 +230,8 @@ def connect_ray(address: str | None, *, num_cpus: int | None = None, num_gpus: i
                     "; the cluster uses token authentication: set RAY_AUTH_MODE=token and give this machine "
                     "the cluster's token (~/.ray/auth_token or RAY_AUTH_TOKEN)"
                 )
-            raise GridError(f"--address {address}: cannot connect to the Ray cluster ({_describe(exc)}){hint}") from None
+            message = f"--address {address}: cannot connect to the Ray cluster ({_describe(exc)}){hint}"
+            raise GridError(message) from None
     else:
         # address="local": always a private instance, even if `ray start` left a cluster on this machine
         ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, **common)
@@ -387,7 +388,8 @@ def run_plan(
             "use --gpus-per-run 0 for CPU-only runs"
         )
     if resources.get("CPU", 0.0) < options.cpus_per_run:
-        raise GridError(f"--cpus-per-run {options.cpus_per_run}: the Ray cluster has {resources.get('CPU', 0.0):g} CPU(s)")
+        cpus = resources.get("CPU", 0.0)
+        raise GridError(f"--cpus-per-run {options.cpus_per_run}: the Ray cluster has {cpus:g} CPU(s)")
 
     remote = ray.remote(execute_stage)
     task_options = {

@@ -264,7 +264,9 @@ def _plan_from_graph(
     for stage in order:
         name = names[stage]
         cmd = stage.cmd
-        commands = tuple(cmd) if isinstance(cmd, list) else tuple(line for line in str(cmd).splitlines() if line.strip())
+        # as `dvc repro`: a list, or a string whose lines are separate commands
+        lines = cmd if isinstance(cmd, list) else str(cmd).splitlines()
+        commands = tuple(line for line in lines if line.strip())
         result.append(
             PlannedStage(
                 name=name,

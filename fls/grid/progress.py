@@ -168,7 +168,9 @@ def summary_table(result: GridResult) -> str:
     parts = [_table(["stage", "state", "runs", "time", "node", "note"], rows)]
     counts = result.counts()
     parts.append(
-        "\n" + ", ".join(f"{v} {k}" for k, v in counts.items() if v) + f" in {format_seconds(result.finished - result.started)}."
+        "\n"
+        + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+        + f" in {format_seconds(result.finished - result.started)}."
     )
     for rec in result.records:
         if rec.state == FAILED:
