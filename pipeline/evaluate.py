@@ -35,7 +35,7 @@ def main(
     frame_every: Annotated[Optional[int], typer.Option("--frame-every", help="k for --frames (10).")] = None,
     video_max_steps: Annotated[Optional[int], typer.Option("--video-max-steps", help="Video length cap in agent steps (2000).")] = None,
     env_groups: Annotated[
-        Optional[int], typer.Option("--env-groups", help="Split the envs into groups stepped while the net acts (1).")
+        Optional[int], typer.Option("--env-groups", help="Env groups: one steps while the net acts for another (2; 1 = no pipelining).")
     ] = None,
     params: ParamsFile = None,
     device: Device = None,

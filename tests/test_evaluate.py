@@ -254,6 +254,8 @@ def test_cli_checkpoint_records_hash_and_training_seeds(tmp_path):
     [
         ("missing", [], "no such checkpoint"),
         ("truncated", [], "not a readable checkpoint"),
+        ("garbage", [], "not a readable checkpoint"),
+        ("enduro", ["--game", "MsPacman"], "trained on Enduro"),
         ("seaquest", ["--game", "Breakout"], "has 18 actions but Breakout has 4"),
         ("overlap", ["--seed", "1004"], "overlap the training run's env seeds"),
         ("good", ["--episodes", "3", "--num-envs", "2"], "must be divisible by num_envs"),
@@ -264,6 +266,10 @@ def test_cli_bad_input_gives_one_line_error(tmp_path, setup, extra, message):
     if setup == "truncated":  # a copy cut short, as after a full disk
         _checkpoint(path)
         path.write_bytes(path.read_bytes()[:5000])
+    elif setup == "garbage":
+        path.write_bytes(b"this is not a torch file")
+    elif setup == "enduro":  # same action count (9) as MsPacman, but another game
+        _checkpoint(path, game="Enduro", num_actions=9)
     elif setup == "seaquest":
         _checkpoint(path, game="Seaquest", num_actions=18)
     elif setup in ("overlap", "good"):

@@ -208,6 +208,17 @@ def check_action_set(num_actions: int, game: str, *, where: str = "model") -> No
         )
 
 
+def check_same_game(trained_on: str | None, game: str, *, where: str = "model") -> None:
+    """Play the training game or a patched variant of it (BreakoutInfinite for Breakout), nothing else."""
+    if trained_on is None:
+        return
+    if base_game(game).name != base_game(trained_on).name:
+        raise EvaluationError(
+            f"{where} was trained on {trained_on}; --game {game} is another game "
+            f"(only the training game or its patched variant may be evaluated)"
+        )
+
+
 def file_sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -527,6 +538,7 @@ def evaluate_to_dir(
     game = game if game is not None else str(meta["game"])
     where = meta["checkpoint"]["path"] or f"fresh {meta['arch']} model"
     check_action_set(meta["num_actions"], game, where=where)
+    check_same_game(meta["game"], game, where=where)
     result = evaluate(model, game, cfg, train_env_seeds=meta["train_env_seeds"], device=dev, progress=progress)
     result["checkpoint"] = meta["checkpoint"]
     result["trained_on"] = meta["game"]
