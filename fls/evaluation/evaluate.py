@@ -454,12 +454,6 @@ def write_outputs(result: dict[str, Any], out_dir: str | Path) -> dict[str, Path
     return paths
 
 
-def config_with(cfg: EvalConfig, **changes: Any) -> EvalConfig:
-    new = dataclasses.replace(cfg, **changes)
-    new.validate()
-    return new
-
-
 def load_subject(
     *,
     run: str | Path | None = None,
