@@ -50,6 +50,14 @@ os.makedirs("state", exist_ok=True)
 if kind == "work":
     time.sleep(float(sys.argv[3]))
     write(out, start=start, end=time.time())
+elif kind == "meet":  # wait (at most 30 s) until all N cells of the matrix are running at the same time
+    n = int(sys.argv[3])
+    open(f"state/meet-{os.path.basename(out)}", "w").close()
+    while len([f for f in os.listdir("state") if f.startswith("meet-")]) < n and time.time() - start < 30:
+        time.sleep(0.05)
+    met = len([f for f in os.listdir("state") if f.startswith("meet-")]) >= n
+    time.sleep(0.5)
+    write(out, start=start, end=time.time(), met=met)
 elif kind == "const":
     write(out, value=42)
 elif kind == "flaky":  # first run: leave progress behind and have the Ray worker killed (a lost worker)
@@ -91,7 +99,7 @@ def _dvc_yaml(python: str) -> str:
           train:
             matrix:
               name: ${{names}}
-            cmd: {py} work runs/${{item.name}}.json 3
+            cmd: {py} meet runs/${{item.name}}.json 3
             deps: [prep.json]
             outs:
               - runs/${{item.name}}.json
@@ -180,7 +188,7 @@ def test_plan_orders_matrix_stages_after_their_upstream(fresh_project: Path) -> 
     by = plan.by_name()
     assert set(by["agg"].upstream) == {"prep", "train@a", "train@b", "train@c", "flaky", "selfkill"}
     assert by["train@b"].group == "train" and by["train@b"].wdir == str(fresh_project)
-    assert by["train@b"].commands[0].endswith("tools.py work runs/b.json 3")
+    assert by["train@b"].commands[0].endswith("tools.py meet runs/b.json 3")
     assert all(s.kind == STALE for s in plan.stages)  # nothing ran yet: every stage's outputs are missing
 
 
@@ -320,10 +328,10 @@ def test_grid_runs_in_parallel_retries_and_leaves_dvc_clean(project: Path, local
     assert rec["selfkill"].executions == 2 and rec["selfkill"].submissions == 2
     assert json.loads((project / "selfkill.json").read_text())["resumed_from"] == 1
 
-    # Parallel: the three 3-second train cells overlapped in time.
+    # Parallel: each train cell waited until all three were running at once, so they overlapped in time.
+    assert all(json.loads((project / f"runs/{c}.json").read_text())["met"] for c in "abc")
     windows = sorted(_window(project, f"runs/{c}.json") for c in "abc")
-    overlaps = sum(1 for (s1, e1), (s2, e2) in zip(windows, windows[1:]) if s2 < e1)
-    assert overlaps >= 1, windows
+    assert max(s for s, _ in windows) < min(e for _, e in windows), windows
     # Dependencies: train after prep; agg after every upstream ended.
     prep_end = _window(project, "prep.json")[1]
     assert all(s >= prep_end for s, _ in windows)

@@ -519,6 +519,7 @@ def run_plan(
             ray.cancel(ref, force=True)
             records[name].state = CANCELLED
             records[name].end = time.time()
+            records[name].executions = count_executions(Path(records[name].log))
         running.clear()
     finally:
         if observer is not None:
