@@ -346,6 +346,8 @@ def test_grid_runs_in_parallel_retries_and_leaves_dvc_clean(project: Path, local
     assert summary["schema"] == "fls.grid.summary/1"
     assert summary["counts"]["done"] == 9 and summary["counts"]["failed"] == 1 and summary["counts"]["blocked"] == 1
     assert (project / ".fls_grid" / "logs" / "train@a.log").exists()
+    run_info = json.loads((project / ".fls_grid" / "run_info.json").read_text())
+    assert run_info["config"]["max_retries"] == 1
 
     # DVC agrees: only the failed stage and its dependant are stale.
     assert {s.name: s.kind for s in build_plan(project).stages} == {"broken": STALE, "after_broken": STALE}

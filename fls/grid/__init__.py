@@ -24,6 +24,7 @@ from fls.grid.executor import (
     run_plan,
 )
 from fls.grid.plan import Plan, PlanError, build_plan, parse_selectors
+from fls.runinfo import write_run_info
 
 __all__ = [
     "GridError",
@@ -84,6 +85,9 @@ def run_grid(
             if started_ray:
                 ray.shutdown()
         path = write_summary(recorder.root, result, plan)
+        config = {"repo": recorder.root, "selectors": list(plan.selectors), "address": address, **result.options}
+        extra = {"ray": ray.__version__, "cluster_resources": resources}
+        write_run_info(path.parent / "run_info.json", config, stage="grid", extra=extra)
         return GridOutcome(plan, result, path)
     finally:
         recorder.close()
