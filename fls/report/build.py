@@ -50,7 +50,8 @@ def load_context(params_file: Path) -> ReportContext:
     if not isinstance(grid_raw, dict):
         raise ConfigError(f"{params_file}: missing section 'grid'")
     grid = build_config(GridConfig, grid_raw, source_names=(f"{params_file}:grid",))
-    source = str(params.get("atari_head_source", "unknown"))
+    data = params.get("data")
+    source = str(data.get("atari_head_source", "unknown")) if isinstance(data, dict) else "unknown"
     return ReportContext(profile=profile, atari_head_source=source, grid=grid)
 
 

@@ -43,6 +43,8 @@ def fmt_pm(mean: float, std: float, decimals: int) -> str:
     """"m ± s" (or "m" when std is NaN), "—" when the mean is missing."""
     if mean is None or not np.isfinite(mean):
         return MISSING
+    if round(float(mean), decimals) == 0:
+        mean = 0.0  # no "-0"
     if std is None or not np.isfinite(std):
         return f"{mean:,.{decimals}f}"
     return f"{mean:,.{decimals}f} ± {std:,.{decimals}f}"
@@ -51,6 +53,8 @@ def fmt_pm(mean: float, std: float, decimals: int) -> str:
 def fmt_num(value: float | None, decimals: int, signed: bool = False) -> str:
     if value is None or not np.isfinite(value):
         return MISSING
+    if round(float(value), decimals) == 0:
+        value = 0.0  # no "-0"
     return f"{value:+,.{decimals}f}" if signed else f"{value:,.{decimals}f}"
 
 
