@@ -184,7 +184,8 @@ in_container_with() {
 
 check_outputs() {
     local f
-    for f in run/summary.json run/model.pt run/metrics.csv run/run_info.json eval/eval.json eval/run_info.json; do
+    for f in run/summary.json run/model.pt run/metrics.csv run/run_info.json eval/eval.json eval/run_info.json \
+        dvcmini/dvc.lock dvcmini/models.txt dvcmini/count.txt; do
         if [[ ! -s "$HOST_OUT/$f" ]]; then
             echo "error: expected output $f is missing or empty on the host" >&2
             exit 1
@@ -198,7 +199,7 @@ check_outputs() {
         exit 1
     fi
     echo "outputs present and owned by $RUN_UID:$RUN_GID:"
-    (cd "$HOST_OUT" && find . -type f | sort)
+    (cd "$HOST_OUT" && find . -path ./dvcmini/.git -prune -o -path ./dvcmini/.dvc -prune -o -type f -print | sort)
 }
 
 timed "packages (docker.io etc.)" ensure_packages
@@ -212,6 +213,14 @@ timed "run: fls train (tiny)" in_container train --arch nature_cnn --game Breako
     --total-steps 256 --num-envs 2 --num-steps 32 --seed 0 --no-progress
 timed "run: fls evaluate (tiny)" in_container evaluate --run run --out eval \
     --episodes 2 --num-envs 2 --max-frames 2000 --seed 1000 --quiet
+# A two-stage DVC pipeline in a fresh git repo on the mount: git, DVC and `fls` together as a foreign uid.
+timed "run: dvc repro (mini)" in_container_with sh -ec '
+    mkdir -p dvcmini && cd dvcmini
+    git init -q && dvc init -q
+    printf "%s\n" "stages:" \
+        "  models:" "    cmd: fls models > models.txt" "    outs: [models.txt]" \
+        "  count:" "    cmd: wc -l < models.txt > count.txt" "    deps: [models.txt]" "    outs: [count.txt]" > dvc.yaml
+    dvc repro -q && dvc status -q && test -s models.txt && test -s count.txt && cat count.txt'
 timed "check host outputs" check_outputs
 
 print_timings
