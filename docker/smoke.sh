@@ -29,6 +29,12 @@ if [[ -z "$BASE_IMAGE" ]]; then
     echo "error: no 'ARG BASE_IMAGE=' default in $DOCKERFILE" >&2
     exit 2
 fi
+for needed in pyproject.toml README.md requirements.lock fls pipeline; do
+    if [[ ! -e "$REPO/$needed" ]]; then
+        echo "error: $REPO/$needed is missing; docker/Dockerfile copies it into the image" >&2
+        exit 2
+    fi
+done
 if [[ "$(id -u)" -ne 0 ]]; then
     echo "error: docker/smoke.sh needs root (it installs packages and starts dockerd)" >&2
     exit 2
