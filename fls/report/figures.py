@@ -64,8 +64,10 @@ def plot_curves(curves: pd.DataFrame, path: Path, title: str) -> Path:
         for arch in dict.fromkeys(sub["arch"]):
             c = sub[sub["arch"] == arch]
             x, m, s = c["frames"].to_numpy(), c["eprewmean_mean"].to_numpy(), c["eprewmean_std"].to_numpy()
-            (line,) = ax.plot(x, m, label=f"{arch} ({int(c['seeds'].iloc[0])} seeds)", linewidth=1.2)
+            (line,) = ax.plot(x, m, label=f"{arch} ({int(c['seeds'].iloc[0])} seeds)", linewidth=1.2, marker="o", markersize=3)
             ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.2, linewidth=0)
+            if len(x) <= 3:  # a band over one or two steps is invisible: draw the std as error bars too
+                ax.errorbar(x, m, yerr=s, color=line.get_color(), fmt="none", capsize=3, linewidth=1)
         ax.set_title(game)
         ax.set_xlabel("environment frames")
         ax.set_ylabel("eprewmean")
