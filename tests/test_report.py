@@ -152,6 +152,16 @@ def test_table4_mean_std_over_seeds_drops_undefined_and_has_reference_rows(tmp_p
     assert shown.loc[("nss", "daqn"), "Enduro"] == f"{MISSING} (paper 0.586 ± 0.356)"
     assert shown.loc[("kl", "uniform"), "Breakout"] == "2.000"
     assert shown.loc[("sauc", "gradient (nature_cnn)"), "Seaquest"] == MISSING
+    assert "3 of the scores above were computed against SYNTHETIC gaze" in t.notes[0]
+
+
+def test_table4_has_no_synthetic_note_for_real_gaze(tmp_path, grid):
+    lay = Layout(scores=tmp_path)
+    d = lay.score_dir("attention", "sparse_fls", "Breakout", 1)
+    write_score(d, [1.0], [1.0], [0.5])
+    body = json.loads((d / "summary.json").read_text())
+    atomic_write_json(d / "summary.json", {**body, "synthetic_gaze": False})
+    assert not any("SYNTHETIC" in n for n in tables.table4(grid, lay).notes)
 
 
 # ------------------------------------------------------------------------------------------ Figure 3

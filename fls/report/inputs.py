@@ -113,3 +113,9 @@ def read_score(score_dir: Path) -> dict[str, float] | None:
             raise ReportInputError(f"{path}: missing '{metric}.mean' (expected the `fls score` summary.json schema)")
         out[metric] = _number(entry["mean"], f"{path}: {metric}.mean")
     return out
+
+
+def score_uses_synthetic_gaze(score_dir: Path) -> bool:
+    """True when the scoring summary says its gaze came from the synthetic sample (``synthetic_gaze``)."""
+    path = score_dir / "summary.json"
+    return path.exists() and bool(_read_json(path).get("synthetic_gaze", False))

@@ -23,7 +23,7 @@ import pandas as pd
 from fls.atomic import atomic_write_text
 from fls.games import GAMES
 from fls.report import paper
-from fls.report.inputs import METRICS, read_eval, read_score
+from fls.report.inputs import METRICS, read_eval, read_score, score_uses_synthetic_gaze
 from fls.report.layout import INFINITE_GAME, GridConfig, Layout
 
 MISSING = "—"
@@ -221,10 +221,12 @@ def table4(grid: GridConfig, layout: Layout) -> Table:
             row_specs.append((f"{method} ({a})", method, a,
                               lambda g, m=method, a=a: [layout.score_dir(m, a, g, s) for s in grid.seeds], len(grid.seeds)))
     rows = []
+    synthetic = 0
     for label, method, arch, finder, expected in row_specs:
         for g in games:
             ran = finder is not None and g in grid.score_games
             means, stds, found = _seed_scores(finder(g)) if ran else ({}, {}, 0)
+            synthetic += sum(score_uses_synthetic_gaze(d) for d in finder(g)) if ran else 0
             for metric in METRICS:
                 pm, ps = published.get((metric, arch, g), (math.nan, math.nan)) if method == "attention" else (math.nan, math.nan)
                 m = means.get(metric, math.nan)
@@ -252,6 +254,9 @@ def table4(grid: GridConfig, layout: Layout) -> Table:
         "network) have no published numbers.",
         "Metrics: " + "; ".join(f"{k} = {v}" for k, v in METRIC_LABELS.items()) + ".",
     ]
+    if synthetic:
+        notes.insert(0, f"**{synthetic} of the scores above were computed against SYNTHETIC gaze** (the offline "
+                        "Atari-HEAD stand-in, `synthetic_gaze` in their summary.json): they test the code, they are not results.")
     return Table("table4_saliency", "Table 4: saliency metrics against human gaze (Atari-HEAD)", data, display, notes)
 
 
