@@ -103,11 +103,19 @@ def test_table3_pools_episodes_of_all_seeds_and_shows_missing(tmp_path, grid):
     assert shown.loc[("sparse_fls", "Breakout"), "ours (mean ± std)"] == MISSING
     assert shown.loc[("sparse_fls", "Breakout"), "seeds"] == "0/2"
     assert shown.loc[("sparse_fls", "Breakout"), "paper (mean ± std)"] == "624 ± 211"
-    assert shown.loc[("nature_cnn", "Breakout"), "ours (mean ± std)"] == f"35 ± {pooled.std():.0f}"
+    assert shown.loc[("nature_cnn", "Breakout"), "ours (mean ± std)"] == f"35.0 ± {pooled.std():.1f}"  # < 100: 1 decimal
     assert shown.loc[("nature_cnn", "Breakout"), "ours − paper"] == "-583"
     # every paper cell is listed (90), ours never added for archs/games outside the grid
     assert len(t.data) == 90
     assert math.isnan(d.loc[("daqn", "Enduro"), "mean"]) and shown.loc[("daqn", "Enduro"), "seeds"] == MISSING
+
+
+def test_score_format_keeps_small_scores_visible():
+    assert tables.fmt_score(0.5, 0.5) == "0.5 ± 0.5"  # not "0 ± 0"
+    assert tables.fmt_score(618.4, 209.2) == "618 ± 209"
+    assert tables.fmt_score(-0.04) == "0.0"  # no "-0.0"
+    assert tables.fmt_score_diff(-617.5) == "-618" and tables.fmt_score_diff(0.25) == "+0.2"
+    assert tables.fmt_score(math.nan, 1.0) == MISSING
 
 
 def test_table5_gain_ours_and_paper(tmp_path, grid):

@@ -50,6 +50,17 @@ def fmt_pm(mean: float, std: float, decimals: int) -> str:
     return f"{mean:,.{decimals}f} ± {std:,.{decimals}f}"
 
 
+def fmt_score(mean: float, std: float = math.nan) -> str:
+    """Game scores as the paper prints them (integers), with one decimal below 100 so small scores stay visible."""
+    big = mean is not None and np.isfinite(mean) and abs(mean) >= 100
+    return fmt_pm(mean, std, 0 if big else 1)
+
+
+def fmt_score_diff(value: float) -> str:
+    big = value is not None and np.isfinite(value) and abs(value) >= 100
+    return fmt_num(value, 0 if big else 1, signed=True)
+
+
 def fmt_num(value: float | None, decimals: int, signed: bool = False) -> str:
     if value is None or not np.isfinite(value):
         return MISSING
@@ -146,11 +157,11 @@ def table3(grid: GridConfig, layout: Layout) -> Table:
         {
             "arch": data["arch"],
             "game": data["game"],
-            "ours (mean ± std)": [fmt_pm(m, s, 0) for m, s in zip(data["mean"], data["std"])],
+            "ours (mean ± std)": [fmt_score(m, s) for m, s in zip(data["mean"], data["std"])],
             "episodes": [str(n) if n else MISSING for n in data["episodes"]],
             "seeds": [_seeds_cell(f, e) for f, e in zip(data["seeds"], data["seeds_expected"])],
-            "paper (mean ± std)": [fmt_pm(m, s, 0) for m, s in zip(data["paper_mean"], data["paper_std"])],
-            "ours − paper": [fmt_num(d, 0, signed=True) for d in data["diff"]],
+            "paper (mean ± std)": [fmt_score(m, s) for m, s in zip(data["paper_mean"], data["paper_std"])],
+            "ours − paper": [fmt_score_diff(d) for d in data["diff"]],
         }
     )
     return Table("table3_scores", "Table 3: evaluation score (whole-game, unclipped; mean ± std over all episodes of all seeds)",
@@ -178,13 +189,13 @@ def table5(grid: GridConfig, layout: Layout) -> Table:
     display = pd.DataFrame(
         {
             "arch": data["arch"],
-            "Breakout (ours)": [fmt_pm(m, s, 0) for m, s in zip(data["breakout_mean"], data["breakout_std"])],
-            "BreakoutInfinite (ours)": [fmt_pm(m, s, 0) for m, s in zip(data["infinite_mean"], data["infinite_std"])],
-            "gain (ours)": [fmt_num(v, 0, signed=True) for v in data["gain"]],
+            "Breakout (ours)": [fmt_score(m, s) for m, s in zip(data["breakout_mean"], data["breakout_std"])],
+            "BreakoutInfinite (ours)": [fmt_score(m, s) for m, s in zip(data["infinite_mean"], data["infinite_std"])],
+            "gain (ours)": [fmt_score_diff(v) for v in data["gain"]],
             "seeds": [_seeds_cell(min(b, i), e) for b, i, e in zip(data["breakout_seeds"], data["infinite_seeds"], data["seeds_expected"])],
-            "Breakout (paper)": [fmt_pm(m, s, 0) for m, s in zip(data["paper_breakout_mean"], data["paper_breakout_std"])],
-            "BreakoutInfinite (paper)": [fmt_pm(m, s, 0) for m, s in zip(data["paper_infinite_mean"], data["paper_infinite_std"])],
-            "gain (paper)": [fmt_num(v, 0, signed=True) for v in data["paper_gain"]],
+            "Breakout (paper)": [fmt_score(m, s) for m, s in zip(data["paper_breakout_mean"], data["paper_breakout_std"])],
+            "BreakoutInfinite (paper)": [fmt_score(m, s) for m, s in zip(data["paper_infinite_mean"], data["paper_infinite_std"])],
+            "gain (paper)": [fmt_score_diff(v) for v in data["paper_gain"]],
         }
     )
     return Table("table5_breakout_infinite", "Table 5: the same Breakout models on Breakout and BreakoutInfinite", data, display)
