@@ -59,7 +59,7 @@ def bench_env(steps: int, env_threads: int) -> float:
     return sps
 
 
-def bench_net(arch: str, repeats: int) -> None:
+def bench_net(arch: str, repeats: int, threads: int) -> None:
     from torch.distributions import Categorical
 
     from fls.models import build_model
@@ -74,11 +74,15 @@ def bench_net(arch: str, repeats: int) -> None:
     obs = torch.randint(0, 256, (T, N, 4, 84, 84), dtype=torch.uint8)
     z = torch.zeros(T, N)
     args = (obs, torch.randint(0, 4, (T, N)), z - 1.386, torch.randn(T, N), torch.randn(T, N), z, torch.ones(T, N, dtype=torch.bool))
+    from fls.ppo.trainer import _available_cpus
+
+    torch.set_num_threads(threads if threads > 0 else _available_cpus())  # as the trainer's update
     ppo_update(model, opt, ppo, *args, channels_last=True)  # warm-up
     t0 = time.perf_counter()
     for _ in range(repeats):
         ppo_update(model, opt, ppo, *args, channels_last=True)
     upd = (time.perf_counter() - t0) / repeats
+    torch.set_num_threads(1)  # as the trainer's CPU rollout
     step_obs = obs[0].contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         for _ in range(5):
@@ -95,20 +99,19 @@ def bench_net(arch: str, repeats: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer updates / steps (noisier)")
-    ap.add_argument("--torch-threads", type=int, default=0, help="torch threads (0 = torch default); as TrainConfig")
+    ap.add_argument("--torch-threads", type=int, default=1, help="torch threads of the update (TrainConfig.torch_threads; 0 = all CPUs)")
     ap.add_argument("--env-threads", type=int, default=0, help="vector-env native threads (0 = default)")
     ap.add_argument("--archs", default="nature_cnn,sparse_fls")
     a = ap.parse_args()
-    if a.torch_threads > 0:
-        torch.set_num_threads(a.torch_threads)
     archs = [x for x in a.archs.split(",") if x]
     updates = 3 if a.quick else 8
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, Breakout, 8 envs x 128 steps")
+    print(f"torch {torch.__version__}, update threads {a.torch_threads or 'all'}, rollout threads 1, "
+          f"Breakout, 8 envs x 128 steps")
     for arch in archs:
         bench_loop(arch, updates, a.torch_threads, a.env_threads)
     bench_env(4096 if a.quick else 16384, a.env_threads)
     for arch in archs:
-        bench_net(arch, 1 if a.quick else 3)
+        bench_net(arch, 1 if a.quick else 3, a.torch_threads)
 
 
 if __name__ == "__main__":

@@ -98,6 +98,13 @@ def env_seed(seed: int, update: int) -> int:
     return int(np.random.SeedSequence([seed, update]).generate_state(1, dtype=np.uint32)[0] % (2**30)) + 100_000
 
 
+def _available_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -231,8 +238,11 @@ class _Trainer:
         self.ppo = cfg.ppo
         self.device = resolve_device(cfg.device)
         self.game = get_game(cfg.game)
-        if cfg.torch_threads > 0:
-            torch.set_num_threads(cfg.torch_threads)
+        # Update threads: the update is one big conv forward/backward per minibatch and scales with cores.
+        # Rollout threads: one. Batch-8 inference gains little from a second thread, and idle OpenMP
+        # workers spinning between steps take CPU from the env's native threads on a small machine.
+        self.update_threads = cfg.torch_threads if cfg.torch_threads > 0 else _available_cpus()
+        self.rollout_threads = 1 if self.device.type == "cpu" else self.update_threads
         if cfg.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=True)
@@ -371,6 +381,7 @@ class _Trainer:
 
                 # ---- rollout
                 t_rollout = time.perf_counter()
+                torch.set_num_threads(self.rollout_threads)
                 with torch.inference_mode():
                     for t in range(T):
                         obs_buf[t] = next_obs
@@ -401,6 +412,7 @@ class _Trainer:
 
                 # ---- update
                 t_update = time.perf_counter()
+                torch.set_num_threads(self.update_threads)
                 losses = self._learn(obs_buf, act_buf, logp_buf, adv, returns, val_buf, valid_buf)
                 t_end = time.perf_counter()
                 self.update = update
