@@ -20,13 +20,15 @@ def main(
     arch: Arch = None,
     game: Game = None,
     seed: Seed = None,
-    total_steps: Annotated[Optional[int], typer.Option("--total-steps", help="Agent steps over all envs (paper: 5e7).")] = None,
+    total_steps: Annotated[
+        Optional[str], typer.Option("--total-steps", metavar="N", help="Agent steps over all envs, e.g. 5e7 (the paper's).")
+    ] = None,
     params: ParamsFile = None,
     device: Device = None,
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="Checkpoint every N updates.")] = None,
     num_envs: Annotated[Optional[int], typer.Option("--num-envs", help="Parallel envs (paper: 8).")] = None,
     num_steps: Annotated[Optional[int], typer.Option("--num-steps", help="Steps per env per rollout (paper: 128).")] = None,
-    torch_threads: Annotated[Optional[int], typer.Option("--torch-threads", help="torch CPU threads (0 = torch default).")] = None,
+    torch_threads: Annotated[Optional[int], typer.Option("--torch-threads", help="torch threads of the update (0 = all CPUs; rollouts use 1).")] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show a progress bar.")] = None,
 ) -> None:
     """Train an agent; rerunning the same command on the same --out resumes it from checkpoint.pt."""

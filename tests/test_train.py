@@ -178,3 +178,8 @@ def test_params_file_section_and_flag_override(tmp_path):
     assert res.exit_code == 2 and "unknown field 'learning_rat'" in res.output
     with pytest.raises(ConfigError, match="clip_coef"):
         build_config(TrainConfig, {"clip_coef": 0})
+
+
+def test_total_steps_flag_accepts_scientific_notation(tmp_path):
+    res = runner.invoke(app, ["train", "--out", str(tmp_path / "z"), "--total-steps", "1e1", "--no-progress"])
+    assert res.exit_code == 2 and "total_steps' = 10 is less than one rollout" in res.output

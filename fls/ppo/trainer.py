@@ -504,7 +504,7 @@ def ppo_update(
     sums = dict.fromkeys(keys, 0.0)
     count = 0
     for _epoch in range(ppo.update_epochs):
-        perm = torch.randperm(batch, device=b_obs.device)
+        perm = torch.randperm(batch).to(b_obs.device)  # CPU generator: same shuffles on any device
         for start in range(0, batch, mb):
             idx = perm[start:start + mb]
             x = b_obs[idx]
