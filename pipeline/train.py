@@ -38,7 +38,11 @@ def main(
         "torch_threads": torch_threads, "progress": progress,
     }
     cfg = load_config(TrainConfig, params, "train" if params is not None else None, overrides)
-    result = train(cfg, Path(out))
+    try:
+        result = train(cfg, Path(out))
+    except KeyboardInterrupt:
+        typer.echo(f"{out}: interrupted; rerun the same command to resume from the last checkpoint", err=True)
+        raise typer.Exit(code=130) from None
     if result.status == "already_finished":
         typer.echo(f"{out}: already finished ({result.global_step} steps, eprewmean {result.eprewmean:.2f}); nothing to do")
         return

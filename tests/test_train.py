@@ -183,3 +183,40 @@ def test_params_file_section_and_flag_override(tmp_path):
 def test_total_steps_flag_accepts_scientific_notation(tmp_path):
     res = runner.invoke(app, ["train", "--out", str(tmp_path / "z"), "--total-steps", "1e1", "--no-progress"])
     assert res.exit_code == 2 and "total_steps' = 10 is less than one rollout" in res.output
+
+
+def test_sigkilled_process_resumes_to_the_same_step_count(tmp_path):
+    """A real kill -9 of `fls train` after its first checkpoint, then the same command again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    args = ["train", "--out", str(out), "--total-steps", str(6 * 32), "--seed", "5", "--checkpoint-every", "1", *TINY]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", "from pipeline.app import main; main()", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "checkpoint.pt").exists():
+            assert proc.poll() is None, "fls train ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint within 60 s"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (out / "summary.json").exists()
+    killed_at = load_checkpoint(out / "checkpoint.pt")["update"]
+    assert 1 <= killed_at < 6
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    _, rows = read_csv(out / "metrics.csv")
+    assert [int(r["update"]) for r in rows] == list(range(1, 7))
+    assert int(rows[-1]["global_step"]) == 6 * 32
+    assert json.loads((out / "summary.json").read_text())["global_step"] == 6 * 32
+    model, _ = load_policy(out)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
