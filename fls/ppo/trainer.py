@@ -25,6 +25,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from fls.config import ConfigError
 from fls.device import resolve_device
 from fls.games import get_game
 from fls.ppo.config import PPOConfig, TrainConfig
-from fls.ppo.losses import compute_gae, explained_variance, ppo_losses
+from fls.ppo.losses import ADV_EPS, compute_gae, explained_variance, ppo_losses
 from fls.runinfo import write_run_info
 
 RUN_INFO = "run_info.json"
@@ -241,8 +242,14 @@ class _Trainer:
         # Update threads: the update is one big conv forward/backward per minibatch and scales with cores.
         # Rollout threads: one. Batch-8 inference gains little from a second thread, and idle OpenMP
         # workers spinning between steps take CPU from the env's native threads on a small machine.
-        self.update_threads = cfg.torch_threads if cfg.torch_threads > 0 else _available_cpus()
-        self.rollout_threads = 1 if self.device.type == "cpu" else self.update_threads
+        # On CPU the update runs `torch_threads` minibatch shards in parallel Python threads, each with one
+        # torch thread (see ppo_update); on GPU the update is one shard and torch keeps its threads.
+        workers = cfg.torch_threads if cfg.torch_threads > 0 else _available_cpus()
+        on_cpu = self.device.type == "cpu"
+        self.shards = workers if on_cpu else 1
+        self.pool = ThreadPoolExecutor(self.shards, thread_name_prefix="ppo-shard") if self.shards > 1 else None
+        self.update_threads = 1 if on_cpu else workers
+        self.rollout_threads = 1 if on_cpu else workers
         if cfg.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=True)
@@ -444,6 +451,8 @@ class _Trainer:
                 # A deliberate stop keeps everything done so far.
                 save_checkpoint(self.out / CHECKPOINT, self._payload(with_optimizer=True))
         finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
             bar.close()
             metrics.close()
             episodes_csv.close()
@@ -475,7 +484,7 @@ class _Trainer:
 
     def _learn(self, obs, actions, logp, adv, returns, values, valid) -> dict[str, float]:
         return ppo_update(self.model, self.optimizer, self.ppo, obs, actions, logp, adv, returns, values, valid,
-                          channels_last=self.channels_last)
+                          channels_last=self.channels_last, pool=self.pool, shards=self.shards)
 
 
 def ppo_update(
@@ -491,8 +500,17 @@ def ppo_update(
     valid: torch.Tensor,
     *,
     channels_last: bool = False,
+    pool: ThreadPoolExecutor | None = None,
+    shards: int = 1,
 ) -> dict[str, float]:
     """One PPO update on a rollout ((T, N, ...) tensors): ``update_epochs`` shuffled passes of minibatches.
+
+    With ``shards > 1`` each minibatch is cut into that many contiguous pieces whose gradients are
+    computed in parallel by ``pool`` (one torch thread each) and summed in a fixed order. The loss is
+    the same minibatch mean (advantages are normalised over the whole minibatch first; each shard's
+    mean terms are weighted by its share of the samples), so only float rounding differs from
+    ``shards=1``. On a small CPU this beats torch's intra-op threading, whose per-op barriers stall
+    whenever another process holds a core.
 
     Returns the minibatch-mean losses (Baselines logs the same means) and the explained variance.
     """
@@ -500,28 +518,60 @@ def ppo_update(
     b_act, b_logp, b_adv = actions.reshape(-1), logp.reshape(-1), adv.reshape(-1)
     b_ret, b_val, b_valid = returns.reshape(-1), values.reshape(-1), valid.reshape(-1)
     batch, mb = ppo.batch_size, ppo.minibatch_size
-    keys = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
-    sums = dict.fromkeys(keys, 0.0)
+    params = [p for p in model.parameters() if p.requires_grad]
+    shards = max(1, min(shards, mb))
+    if shards > 1 and pool is None:
+        raise ValueError("ppo_update: shards > 1 needs a thread pool")
+    totals = torch.zeros(len(_STAT_KEYS), dtype=torch.float64)
     count = 0
     for _epoch in range(ppo.update_epochs):
         perm = torch.randperm(batch).to(b_obs.device)  # CPU generator: same shuffles on any device
         for start in range(0, batch, mb):
             idx = perm[start:start + mb]
-            x = b_obs[idx]
-            out = model(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
-            dist = Categorical(logits=out.logits, validate_args=False)
-            res = ppo_losses(
-                dist.log_prob(b_act[idx]), b_logp[idx], b_adv[idx], out.value, b_val[idx], b_ret[idx],
-                dist.entropy(), ppo.clip_coef, ppo.vf_coef, ppo.ent_coef,
-                norm_adv=ppo.norm_adv, clip_vloss=ppo.clip_vloss, mask=b_valid[idx],
-            )
+            m_valid = b_valid[idx]
+            m_adv = b_adv[idx]
+            if ppo.norm_adv:
+                sel = m_adv[m_valid] if not bool(m_valid.all()) else m_adv
+                if sel.numel() > 0:
+                    m_adv = (m_adv - sel.mean()) / (sel.std(unbiased=False) + ADV_EPS)
+            n_valid = int(m_valid.sum())
+            pieces = [idx_part for idx_part in torch.tensor_split(torch.arange(mb, device=idx.device), shards)]
+            jobs = []
+            for part in pieces:
+                args = (model, params, ppo, b_obs[idx[part]], b_act[idx[part]], b_logp[idx[part]], m_adv[part],
+                        b_val[idx[part]], b_ret[idx[part]], m_valid[part], n_valid, mb, channels_last)
+                jobs.append(pool.submit(_shard_grads, *args) if shards > 1 else args)
+            results = [j.result() if shards > 1 else _shard_grads(*j) for j in jobs]
             optimizer.zero_grad(set_to_none=True)
-            res.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), ppo.max_grad_norm)
+            for p_i, p in enumerate(params):
+                g = results[0][0][p_i]
+                for r in results[1:]:
+                    g = g + r[0][p_i]
+                p.grad = g
+            torch.nn.utils.clip_grad_norm_(params, ppo.max_grad_norm)
             optimizer.step()
-            for k in keys:
-                sums[k] += getattr(res, k).item()
+            totals += sum(r[1] for r in results)
             count += 1
-    row = {f"losses/{k}": v / count for k, v in sums.items()}
+    row = {f"losses/{k}": float(v) / count for k, v in zip(_STAT_KEYS, totals)}
     row["losses/explained_variance"] = explained_variance(b_val, b_ret)
     return row
+
+
+_STAT_KEYS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
+
+
+def _shard_grads(model, params, ppo: PPOConfig, obs, act, old_logp, adv, old_v, ret, valid, n_valid: int, n_all: int,
+                 channels_last: bool) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """Gradients of this shard's share of the minibatch loss, and its share of the logged statistics."""
+    out = model(obs.contiguous(memory_format=torch.channels_last) if channels_last else obs)
+    dist = Categorical(logits=out.logits, validate_args=False)
+    res = ppo_losses(dist.log_prob(act), old_logp, adv, out.value, old_v, ret, dist.entropy(), ppo.clip_coef,
+                     ppo.vf_coef, ppo.ent_coef, norm_adv=False, clip_vloss=ppo.clip_vloss, mask=valid)
+    w_valid = int(valid.sum()) / n_valid if n_valid else 0.0
+    w_all = obs.shape[0] / n_all
+    loss = w_valid * (res.policy_loss - ppo.ent_coef * res.entropy) + w_all * ppo.vf_coef * res.value_loss
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    grads = tuple(torch.zeros_like(p) if g is None else g for p, g in zip(params, grads))
+    stats = torch.tensor([w_valid * res.policy_loss.item(), w_all * res.value_loss.item(), w_valid * res.entropy.item(),
+                          w_valid * res.approx_kl.item(), w_valid * res.clipfrac.item()], dtype=torch.float64)
+    return grads, stats
