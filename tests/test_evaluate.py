@@ -11,6 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from fls.checkpoint import save_checkpoint
+from fls.config import load_config
 from fls.evaluation.evaluate import (
     ActionSampler,
     Episode,
@@ -185,6 +186,36 @@ def test_real_env_groups_are_reproducible_and_seeded_as_recorded():
     assert [r["env"] for r in a["episodes"]] == [0, 1, 2, 3]
 
 
+def test_per_game_cap_overrides_max_frames_and_is_validated():
+    cfg = load_config(EvalConfig, None, None, {"max_frames": 108000,
+                                               "max_frames_by_game": {"Breakout": 3e4, "BreakoutInfinite": 20000}})
+    assert cfg.max_frames_by_game == {"Breakout": 30000, "BreakoutInfinite": 20000}
+    assert cfg.max_frames_for("Breakout") == cfg.max_frames_for("breakout") == 30000
+    assert cfg.max_frames_for("BreakoutInfinite") == 20000  # a variant has its own entry
+    assert cfg.max_frames_for("Seaquest") == 108000
+    for caps, message in (
+        ({"Pong": 100}, r"max_frames_by_game': unknown game 'Pong' \(valid: BeamRider, .*BreakoutInfinite\)"),
+        ({"Breakout": 0}, "Breakout must be a positive integer number of frames, got 0"),
+        ({"Breakout": True}, "Breakout must be a positive integer"),
+        ({"Breakout": 2.5}, "Breakout must be a positive integer"),
+        (["Breakout=30000"], "must be a mapping of game name to frames"),
+    ):
+        with pytest.raises(EvaluationError, match=message):
+            EvalConfig(max_frames_by_game=caps).validate()
+
+
+def test_real_env_uses_the_game_cap_and_reports_it():
+    # Breakout's own cap (100 frames) applies, not max_frames; a random agent never loses 5 lives in 25 steps.
+    cfg = EvalConfig(episodes=2, num_envs=2, seed=1000, max_frames=400, max_frames_by_game={"Breakout": 100},
+                     device="cpu", env_groups=1)
+    result = evaluate(fresh(), "Breakout", cfg, progress=False)
+    assert result["summary"]["max_frames"] == 100 and result["config"]["max_frames_by_game"] == {"Breakout": 100}
+    assert [r["length_frames"] for r in result["episodes"]] == [100, 100]
+    assert result["summary"]["n_truncated"] == 2
+    other = evaluate(fresh(), "BreakoutInfinite", cfg, progress=False)
+    assert other["summary"]["max_frames"] == 400  # no entry for the variant: the general cap
+
+
 def test_breakout_infinite_runs_with_a_breakout_model():
     cfg = EvalConfig(episodes=2, num_envs=2, seed=1000, max_frames=200, device="cpu")
     result = evaluate(fresh(), "BreakoutInfinite", cfg, progress=False)
@@ -319,6 +350,25 @@ def test_cli_reads_params_section_and_flags_override(tmp_path):
     data = json.loads((out / "eval.json").read_text())
     assert (data["config"]["episodes"], data["config"]["num_envs"], data["config"]["seed"]) == (2, 2, 2000)
     assert data["num_actions"] == 9 and data["summary"]["n_truncated"] == 2  # Enduro cannot end in 25 steps
+    # a per-game cap from the params file applies; an explicit --max-frames replaces every cap
+    params.write_text("evaluate:\n  episodes: 2\n  num_envs: 2\n  max_frames: 400\n  seed: 2000\n"
+                      "  max_frames_by_game: {Enduro: 60}\n")
+    res = runner.invoke(app, ["evaluate", "--params", str(params), "--arch", "nature_cnn", "--game", "Enduro",
+                              "--device", "cpu", "--quiet", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "eval.json").read_text())
+    assert data["summary"]["max_frames"] == 60 and {r["length_frames"] for r in data["episodes"]} == {60}
+    assert "truncated at 60 frames" in res.output
+    res = runner.invoke(app, ["evaluate", "--params", str(params), "--arch", "nature_cnn", "--game", "Enduro",
+                              "--max-frames", "80", "--device", "cpu", "--quiet", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "eval.json").read_text())
+    assert data["config"]["max_frames_by_game"] == {} and data["summary"]["max_frames"] == 80
+    assert {r["length_frames"] for r in data["episodes"]} == {80}
+    params.write_text("evaluate:\n  max_frames_by_game: {Pong: 30000}\n")
+    res = runner.invoke(app, ["evaluate", "--params", str(params), "--arch", "nature_cnn", "--game", "Enduro",
+                              "--out", str(out)])
+    assert res.exit_code == 2 and "unknown game 'Pong'" in res.output
     params.write_text("evaluate:\n  episode: 4\n")
     res = runner.invoke(app, ["evaluate", "--params", str(params), "--arch", "nature_cnn", "--game", "Enduro",
                               "--out", str(out)])

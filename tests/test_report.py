@@ -309,6 +309,10 @@ def test_paper_profile_is_the_paper_protocol():
     assert float(params["train"]["total_steps"]) == 5e7
     assert (params["evaluate"]["episodes"], params["evaluate"]["num_envs"]) == (8192, 16)
     assert "BeamRider" not in g["score_games"] and len(g["score_games"]) == 5
+    from fls.evaluation.evaluate import EvalConfig
+
+    ev = load_config(EvalConfig, REPO / "profiles" / "paper.yaml", "evaluate")
+    assert [ev.max_frames_for(game) for game in ("Breakout", "BreakoutInfinite", "Seaquest")] == [30000, 30000, 108000]
 
 
 def _import_closure(module: str) -> set[str]:

@@ -20,7 +20,7 @@ import hashlib
 import io
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,7 +29,7 @@ import torch
 
 from fls.atomic import atomic_write_json, atomic_write_text
 from fls.config import resolved
-from fls.games import base_game
+from fls.games import GAMES, VARIANTS, base_game, get_game
 
 SCHEMA_VERSION = 1
 EPISODE_FIELDS = ("env", "index_in_env", "reward", "length_frames", "length_steps", "truncated")
@@ -46,7 +46,10 @@ class EvalConfig:
     episodes: int = 8192  # total whole-game episodes (the paper's 2**13)
     num_envs: int = 16  # parallel envs; each contributes exactly episodes / num_envs episodes
     seed: int = 1000  # env i is seeded seed + i; the action-sampling generator is seeded with seed
-    max_frames: int = 108_000  # per-episode cap in raw frames (ALE's default; SPEC suggests 30,000 for Breakout)
+    max_frames: int = 108_000  # per-episode cap in raw frames (ALE's default) for games not in max_frames_by_game
+    # Per-game caps that replace max_frames, keyed by paper game name (BreakoutInfinite is its own key):
+    # SPEC recommends 30,000 for Breakout, where an agent can keep the ball in play forever.
+    max_frames_by_game: dict[str, int] = field(default_factory=dict)
     device: str = "auto"  # "auto": cuda if available, else cpu; or any torch device string
     deterministic: bool = False  # False: sample actions from the policy (the protocol); True: argmax
     video_max_steps: int = 2000  # agent steps recorded by --video / --frames at most
@@ -59,6 +62,7 @@ class EvalConfig:
                 raise EvaluationError(f"evaluate: field '{name}' must be positive, got {getattr(self, name)}")
         if self.seed < 0:
             raise EvaluationError(f"evaluate: field 'seed' must be >= 0, got {self.seed}")
+        self.max_frames_by_game = _check_caps(self.max_frames_by_game)
         if self.num_envs % self.groups:
             raise EvaluationError(
                 f"evaluate: num_envs ({self.num_envs}) must be divisible by env_groups ({self.env_groups}); "
@@ -69,6 +73,10 @@ class EvalConfig:
                 f"evaluate: episodes ({self.episodes}) must be divisible by num_envs ({self.num_envs}) so that "
                 f"every env contributes the same number of episodes"
             )
+
+    def max_frames_for(self, game: str) -> int:
+        """The episode cap that applies to ``game``: its entry in ``max_frames_by_game``, else ``max_frames``."""
+        return int(self.max_frames_by_game.get(_cap_key(game), self.max_frames))
 
     @property
     def groups(self) -> int:
@@ -81,6 +89,34 @@ class EvalConfig:
 
     def env_seeds(self) -> list[int]:
         return [self.seed + i for i in range(self.num_envs)]
+
+
+def _cap_key(game: str) -> str:
+    """Paper spelling of a game or variant name (the keys of ``max_frames_by_game``)."""
+    for variant in VARIANTS:
+        if game.strip().lower() == variant.lower():
+            return variant
+    return get_game(game).name
+
+
+def _check_caps(caps: Any) -> dict[str, int]:
+    """``max_frames_by_game`` as {paper game name: positive int}; anything else is a one-line error."""
+    where = "evaluate: field 'max_frames_by_game'"
+    if caps is None:
+        return {}
+    if not isinstance(caps, dict):
+        raise EvaluationError(f"{where} must be a mapping of game name to frames, e.g. {{Breakout: 30000}}, got {caps!r}")
+    out: dict[str, int] = {}
+    valid = [*GAMES, *VARIANTS]
+    for name, frames in caps.items():
+        if not isinstance(name, str) or name not in valid:
+            raise EvaluationError(f"{where}: unknown game {name!r} (valid: {', '.join(valid)})")
+        if isinstance(frames, float) and frames.is_integer():
+            frames = int(frames)  # YAML reads 3e4 as a float
+        if isinstance(frames, bool) or not isinstance(frames, int) or frames <= 0:
+            raise EvaluationError(f"{where}: {name} must be a positive integer number of frames, got {frames!r}")
+        out[name] = frames
+    return out
 
 
 @dataclass(frozen=True)
@@ -378,7 +414,7 @@ def evaluate(
         "device": str(dev),
         "eval_env_seeds": seeds,
         "train_env_seeds": sorted(int(s) for s in train_env_seeds),
-        "summary": summarize(rows),
+        "summary": {**summarize(rows), "max_frames": cfg.max_frames_for(game)},
         "episodes": rows,
         "timing": {
             "wall_s": wall,
@@ -428,7 +464,7 @@ def open_eval_envs(game: str, cfg: EvalConfig) -> list[VecEnvAdapter]:
     envs: list[VecEnvAdapter] = []
     try:
         for g in range(cfg.groups):
-            envs.append(VecEnvAdapter(make_eval_env(game, size, cfg.seed + g * size, cfg.max_frames)))
+            envs.append(VecEnvAdapter(make_eval_env(game, size, cfg.seed + g * size, cfg.max_frames_for(game))))
     except BaseException:
         for e in envs:
             e.close()

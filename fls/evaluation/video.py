@@ -204,7 +204,7 @@ def make_perception_video(
     model = model.to(dev).eval()
     own = env is None
     if env is None:
-        env = open_video_env(game, cfg.seed, cfg.max_frames)
+        env = open_video_env(game, cfg.seed, cfg.max_frames_for(game))
     try:
         # A generator of its own, so that making a video never changes the evaluation's action samples.
         sampler = ActionSampler(cfg.seed, cfg.deterministic)
