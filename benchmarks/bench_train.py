@@ -74,24 +74,32 @@ def bench_net(arch: str, repeats: int, threads: int) -> None:
     obs = torch.randint(0, 256, (T, N, 4, 84, 84), dtype=torch.uint8)
     z = torch.zeros(T, N)
     args = (obs, torch.randint(0, 4, (T, N)), z - 1.386, torch.randn(T, N), torch.randn(T, N), z, torch.ones(T, N, dtype=torch.bool))
+    from concurrent.futures import ThreadPoolExecutor
+
     from fls.ppo.trainer import _available_cpus
 
-    torch.set_num_threads(threads if threads > 0 else _available_cpus())  # as the trainer's update
-    ppo_update(model, opt, ppo, *args, channels_last=True)  # warm-up
+    shards = threads if threads > 0 else _available_cpus()  # as the trainer on CPU: shards of 1 thread each
+    torch.set_num_threads(1)
+    pool = ThreadPoolExecutor(shards)
+    ppo_update(model, opt, ppo, *args, channels_last=True, pool=pool, shards=shards)  # warm-up
     t0 = time.perf_counter()
     for _ in range(repeats):
-        ppo_update(model, opt, ppo, *args, channels_last=True)
+        ppo_update(model, opt, ppo, *args, channels_last=True, pool=pool, shards=shards)
     upd = (time.perf_counter() - t0) / repeats
-    torch.set_num_threads(1)  # as the trainer's CPU rollout
-    step_obs = obs[0].contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        for _ in range(5):
-            model(step_obs)
-        t0 = time.perf_counter()
-        for _ in range(T):
-            out = model(step_obs)
-            Categorical(logits=out.logits, validate_args=False).sample()
-        inf = time.perf_counter() - t0
+
+    def forward(x):
+        with torch.inference_mode():
+            return model(x.contiguous(memory_format=torch.channels_last)).logits
+
+    step_obs = obs[0]
+    for _ in range(5):
+        forward(step_obs)
+    t0 = time.perf_counter()
+    for _ in range(T):
+        logits = torch.cat([f.result() for f in [pool.submit(forward, p) for p in torch.tensor_split(step_obs, shards)]])
+        Categorical(logits=logits, validate_args=False).sample()
+    inf = time.perf_counter() - t0
+    pool.shutdown()
     print(f"  (c) net only {arch:11s}: one PPO update {upd:.2f} s, rollout inference {inf:.2f} s "
           f"-> {T * N / (upd + inf):7.1f} steps/s without the env")
 
@@ -99,14 +107,13 @@ def bench_net(arch: str, repeats: int, threads: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer updates / steps (noisier)")
-    ap.add_argument("--torch-threads", type=int, default=1, help="torch threads of the update (TrainConfig.torch_threads; 0 = all CPUs)")
+    ap.add_argument("--torch-threads", type=int, default=2, help="TrainConfig.torch_threads (0 = one per CPU)")
     ap.add_argument("--env-threads", type=int, default=0, help="vector-env native threads (0 = default)")
     ap.add_argument("--archs", default="nature_cnn,sparse_fls")
     a = ap.parse_args()
     archs = [x for x in a.archs.split(",") if x]
     updates = 3 if a.quick else 8
-    print(f"torch {torch.__version__}, update threads {a.torch_threads or 'all'}, rollout threads 1, "
-          f"Breakout, 8 envs x 128 steps")
+    print(f"torch {torch.__version__}, torch_threads {a.torch_threads} (0 = one per CPU), Breakout, 8 envs x 128 steps")
     for arch in archs:
         bench_loop(arch, updates, a.torch_threads, a.env_threads)
     bench_env(4096 if a.quick else 16384, a.env_threads)

@@ -55,7 +55,7 @@ def main() -> None:
     ap.add_argument("--game", default="Breakout")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--random-games", type=int, default=32, help="games played by the random policy")
-    ap.add_argument("--torch-threads", type=int, default=1, help="TrainConfig.torch_threads")
+    ap.add_argument("--torch-threads", type=int, default=2, help="TrainConfig.torch_threads")
     ap.add_argument("--out", type=Path, default=None, help="keep the runs here (resumable)")
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()

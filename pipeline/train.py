@@ -28,7 +28,7 @@ def main(
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="Checkpoint every N updates.")] = None,
     num_envs: Annotated[Optional[int], typer.Option("--num-envs", help="Parallel envs (paper: 8).")] = None,
     num_steps: Annotated[Optional[int], typer.Option("--num-steps", help="Steps per env per rollout (paper: 128).")] = None,
-    torch_threads: Annotated[Optional[int], typer.Option("--torch-threads", help="torch threads of the update (0 = all CPUs; rollouts use 1).")] = None,
+    torch_threads: Annotated[Optional[int], typer.Option("--torch-threads", help="CPU threads (parallel batch shards; 0 = one per CPU).")] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show a progress bar.")] = None,
 ) -> None:
     """Train an agent; rerunning the same command on the same --out resumes it from checkpoint.pt."""

@@ -64,7 +64,7 @@ def test_cli_tiny_run_writes_every_output(tmp_path):
 
 def test_same_seed_same_weights_and_episodes(tmp_path):
     # 2 envs x 128 steps x 2 updates: long enough for random Breakout games to end (episodes.csv rows).
-    cfg = dict(total_steps=512, num_steps=128, checkpoint_every=10)
+    cfg = dict(total_steps=512, num_steps=128, checkpoint_every=10, torch_threads=2)  # 2 shard threads
     a = train(tiny_cfg(**cfg), tmp_path / "a")
     b = train(tiny_cfg(**cfg), tmp_path / "b")
     assert a.status == b.status == "finished" and a.global_step == 512

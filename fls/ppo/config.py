@@ -84,7 +84,7 @@ class TrainConfig:
     # --- run mechanics (do not change the learning; may differ when resuming) ---
     checkpoint_every: int = 100  # write checkpoint.pt every this many updates (and always at the end)
     device: str = "auto"  # "auto" = cuda if available else cpu; or any torch device string
-    torch_threads: int = 1  # torch threads of the PPO update (0 = all CPUs this process may use); rollouts use 1 on CPU
+    torch_threads: int = 2  # CPU: parallel shards (threads) of each minibatch and rollout batch (0 = one per CPU); GPU: torch threads
     env_threads: int = 0  # native threads of the C++ vector env (0 = one per env, capped by ALE)
     deterministic: bool = True  # torch.use_deterministic_algorithms (CPU runs repeat bit for bit)
     progress: bool = True  # tqdm progress bar

@@ -394,12 +394,12 @@ class _Trainer:
                         obs_buf[t] = next_obs
                         done_buf[t] = next_done
                         valid_buf[t] = next_valid
-                        out = self.model(self._layout(next_obs))
-                        dist = Categorical(logits=out.logits, validate_args=False)
+                        logits, value = self._policy(next_obs)
+                        dist = Categorical(logits=logits, validate_args=False)
                         action = dist.sample()
                         act_buf[t] = action
                         logp_buf[t] = dist.log_prob(action)
-                        val_buf[t] = out.value
+                        val_buf[t] = value
                         step = env.step(action.cpu().numpy())
                         rew_buf[t] = torch.from_numpy(np.sign(step.reward)).to(dev)
                         next_obs = torch.from_numpy(step.obs).to(dev)
@@ -414,7 +414,7 @@ class _Trainer:
                                 "global_step": self.global_step, "update": update, "env": ep.env, "return": ep.ret,
                                 "length": ep.length, "frames": ep.frames, "truncated": int(ep.truncated),
                             })
-                    last_value = self.model(self._layout(next_obs)).value
+                    last_value = self._policy(next_obs)[1]
                     adv, returns = compute_gae(rew_buf, val_buf, done_buf, last_value, next_done, ppo.gamma, ppo.gae_lambda)
 
                 # ---- update
@@ -478,6 +478,20 @@ class _Trainer:
                 "device": str(self.device),
             })
         return result
+
+    def _policy(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rollout forward pass; on CPU split over the shard threads (sampling stays in this thread)."""
+        if self.pool is None or obs.shape[0] < self.shards:
+            out = self.model(self._layout(obs))
+            return out.logits, out.value
+        parts = [self.pool.submit(self._forward_part, p) for p in torch.tensor_split(obs, self.shards)]
+        outs = [f.result() for f in parts]
+        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
+    def _forward_part(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.inference_mode():
+            out = self.model(self._layout(obs))
+        return out.logits, out.value
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
