@@ -1,4 +1,4 @@
-"""`fls report`: Tables 2-5 and Figures 3/5 with the paper's numbers side by side (reads runs/, evals/, scores/)."""
+"""`fls report`: Tables 2-5 and Figures 3-5 with the paper's numbers side by side (reads runs/, evals/, scores/)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import typer
 from fls.report import build_report
 from pipeline.errors import cli_errors
 from pipeline.options import OutDir
-
 
 
 @cli_errors
@@ -26,9 +25,12 @@ def main(
         Optional[Path], typer.Option("--atari-head", help="Preprocessed Atari-HEAD for the gaze panels (report.atari_head).", file_okay=False)
     ] = None,
     panel_frames: Annotated[Optional[int], typer.Option("--panel-frames", help="Inputs per gaze panel (report.panel_frames).")] = None,
+    perception_steps: Annotated[
+        Optional[int], typer.Option("--perception-steps", help="Figure 4 rollout length in agent steps; 0 = no Figure 4 (report.perception_steps).")
+    ] = None,
     no_figures: Annotated[bool, typer.Option("--no-figures", help="Tables only.")] = False,
 ) -> None:
     """Write OUT/index.md, OUT/tables/*.{md,csv,tex}, OUT/figures/*.png, OUT/metrics.json."""
-    overrides = {"atari_head": atari_head, "panel_frames": panel_frames, "figures": False if no_figures else None}
+    overrides = {"atari_head": atari_head, "panel_frames": panel_frames, "perception_steps": perception_steps, "figures": False if no_figures else None}
     written = build_report(params, runs, evals, scores, out, overrides)
     typer.echo(f"report: {len(written)} files under {out} (start at {out / 'index.md'})")

@@ -95,10 +95,23 @@ def test_repro_writes_every_declared_output_and_tables_parse(project):
     assert set(curves["arch"]) <= {"nature_cnn", "sparse_fls"}
     assert (root / "reports" / "figures" / "fig3_reward_curves.png").exists()
     assert (root / "reports" / "figures" / "fig5_gaze_Breakout.png").exists()
-    assert "profile `tiny`" in (root / "reports" / "index.md").read_text()
+    assert (root / "reports" / "figures" / "fig4_perception_Breakout.png").exists()
+    index = (root / "reports" / "index.md").read_text()
+    assert "profile `tiny`" in index and "(figures/fig4_perception_Breakout.png)" in index
+    # the per-game episode cap of the tiny profile (BreakoutInfinite: 160) applies; Breakout keeps max_frames
+    caps = {g: json.loads((root / "evals" / g / "sparse_fls" / "1" / "eval.json").read_text())["summary"]["max_frames"]
+            for g in ("Breakout", "BreakoutInfinite")}
+    assert caps == {"Breakout": 200, "BreakoutInfinite": 160}
     # DVC can read what the stages declared as metrics and plots
     shown = json.loads(_run([str(BIN / "dvc"), "metrics", "show", "--json"], root, env).stdout)
     assert shown, "dvc metrics show returned nothing"
+    plots = json.loads(_run([str(BIN / "dvc"), "plots", "show", "--json"], root, env).stdout)
+    assert not plots.get("errors"), plots.get("errors")
+    (fig3,) = plots["data"]["reports/fig3_curves.csv"]
+    spec = fig3["content"]  # the Vega-Lite spec DVC renders: a panel per game, a line per arch
+    assert spec["facet"]["field"] == "game" and spec["spec"]["encoding"]["color"]["field"] == "arch"
+    drawn = {(v["game"], v["arch"]) for v in spec["data"]["values"]}
+    assert drawn == set(zip(curves["game"], curves["arch"])) and len(drawn) == 2
 
 
 def test_second_repro_reruns_nothing(project):

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from fls.atomic import atomic_write_json
 from fls.config import ConfigError, build_config, load_config
 from fls.evaluation.evaluate import EPISODE_FIELDS, summarize
-from fls.report import GridConfig, Layout, build_report, figures, paper, tables
+from fls.report import GridConfig, Layout, build_report, figures, paper, perception, tables
 from fls.report.build import ReportConfig
 from fls.report.inputs import ReportInputError
 from fls.scoring.score import metric_summary
@@ -194,6 +194,52 @@ def test_pick_inputs_only_fixated_and_spread():
 
 
 # ------------------------------------------------------------------------------------------ inputs
+def save_run_model(run_dir: Path, arch: str = "sparse_fls", game: str = "Breakout", num_actions: int = 4) -> None:
+    """A freshly initialised (seed 0) model saved as a finished run's model.pt."""
+    import torch
+
+    from fls.checkpoint import save_checkpoint
+    from fls.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(arch, num_actions)
+    save_checkpoint(run_dir / "model.pt", {
+        "arch": arch, "game": game, "num_actions": num_actions, "model": model.state_dict(), "optimizer": None,
+        "update": 0, "global_step": 0, "config": {"seed": 1, "num_envs": 2, "arch": arch, "game": game}})
+
+
+def test_pick_steps_spreads_over_the_rollout():
+    assert perception.pick_steps(10, 4) == [0, 3, 6, 9]
+    assert perception.pick_steps(3, 5) == [0, 1, 2]  # a short rollout (game over) shows what there is
+    assert perception.pick_steps(0, 4) == [] and perception.pick_steps(8, 0) == []
+
+
+def test_perception_panels_show_the_video_frames_of_a_seeded_rollout(tmp_path, grid):
+    from fls.checkpoint import load_policy
+    from fls.evaluation.video import perception_rollout
+
+    layout = Layout(runs=tmp_path / "runs")
+    run = layout.run_dir("sparse_fls", "Breakout", 1)
+    save_run_model(run)
+    a, arch = perception.rollout_frames(run, "Breakout", steps=6, seed=1000)
+    b, _ = perception.rollout_frames(run, "Breakout", steps=6, seed=1000)
+    model, _ = load_policy(run)
+    video = perception_rollout(model, "Breakout", seed=1000, max_steps=6, max_frames=108_000).frames
+    assert arch == "sparse_fls" and len(a) == 6 and a[0].shape == (370, 160, 3)
+    assert all(np.array_equal(x, y) and np.array_equal(x, v) for x, y, v in zip(a, b, video))  # same as the video
+    assert a[0][210:, :, 1].any()  # the attention model's saliency is drawn (green) on the input panel
+    written = perception.write_perception_panels(grid, layout, tmp_path / "fig", steps=6, frames=3, model_seed=None,
+                                                 env_seed=1000, title="t")
+    assert list(written) == ["Breakout"] and written["Breakout"].name == "fig4_perception_Breakout.png"
+    import matplotlib.image
+
+    assert matplotlib.image.imread(written["Breakout"]).ndim == 3
+    assert perception.write_perception_panels(grid, layout, tmp_path / "none", steps=0, frames=3, model_seed=None,
+                                              env_seed=1000, title="t") == {}
+    with pytest.raises(ConfigError, match="report: field 'perception_steps' must be >= 0, got -1"):
+        build_config(ReportConfig, {"perception_steps": -1})
+
+
 def test_broken_eval_json_names_the_file(tmp_path, grid):
     p = Layout(evals=tmp_path).eval_dir("Breakout", "nature_cnn", 1)
     p.mkdir(parents=True)
@@ -224,7 +270,8 @@ def test_cli_writes_every_table_index_and_metrics(tmp_path):
     runs, evals, scores, out = (tmp_path / n for n in ("runs", "evals", "scores", "reports"))
     write_eval(evals, "Breakout", "nature_cnn", 1, [3, 5])
     write_curve(Layout(runs=runs).run_dir("nature_cnn", "Breakout", 1), [128, 256], [1.0, 2.0])
-    params = _params(tmp_path)
+    save_run_model(Layout(runs=runs).run_dir("sparse_fls", "Breakout", 1))
+    params = _params(tmp_path, report={"figures": True, "perception_steps": 4, "perception_frames": 2})
     res = CliRunner().invoke(app, ["report", "--params", str(params), "--runs", str(runs), "--evals", str(evals),
                                    "--scores", str(scores), "--out", str(out)])
     assert res.exit_code == 0, res.output
@@ -236,12 +283,29 @@ def test_cli_writes_every_table_index_and_metrics(tmp_path):
     index = (out / "index.md").read_text()
     assert "profile `quick`" in index and "SYNTHETIC" in index and "tables/table3_scores.md" in index
     assert (out / "figures" / "fig3_reward_curves.png").exists()
+    assert (out / "figures" / "fig4_perception_Breakout.png").exists() and "figures/fig4_perception_Breakout.png" in index
     curves = pd.read_csv(out / "fig3_curves.csv")
     assert curves["eprewmean_mean"].tolist() == [1.0, 2.0]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["profile"] == "quick"
     assert metrics["eval"] == {"Breakout": {"nature_cnn": {"mean": 4.0, "std": 1.0, "episodes": 2}}}
     assert json.loads((out / "run_info.json").read_text())["stage"] == "report"
+
+
+def test_cli_perception_steps_zero_turns_figure4_off(tmp_path):
+    from pipeline.app import app
+
+    runs = tmp_path / "runs"
+    save_run_model(Layout(runs=runs).run_dir("sparse_fls", "Breakout", 1))
+    out = tmp_path / "reports"
+    res = CliRunner().invoke(app, ["report", "--params", str(_params(tmp_path)), "--runs", str(runs), "--evals",
+                                   str(tmp_path / "e"), "--scores", str(tmp_path / "s"), "--out", str(out),
+                                   "--perception-steps", "0"])
+    assert res.exit_code == 0, res.output
+    assert not list((out / "figures").glob("fig4_*")) and "fig4" not in (out / "index.md").read_text()
+    res = CliRunner().invoke(app, ["report", "--params", str(_params(tmp_path)), "--runs", str(runs), "--out", str(out),
+                                   "--perception-steps", "-2"])
+    assert res.exit_code == 2 and "perception_steps' must be >= 0, got -2" in res.output
 
 
 def test_cli_bad_grid_is_a_one_line_error(tmp_path):
@@ -354,6 +418,16 @@ def test_dvc_stages_depend_on_exactly_the_code_they_import():
         assert not uncovered, f"{name}: imports {uncovered} but does not depend on them"
         unused = [d for d in code if not any(f == d or f.startswith(d + "/") for f in needed)]
         assert not unused, f"{name}: depends on {unused} that it never imports"
+
+
+def test_fig3_dvc_plot_draws_a_line_per_arch_and_a_panel_per_game():
+    """DVC's default template would join all (game, arch) rows of fig3_curves.csv into one line."""
+    plot = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["report"]["plots"][0]["reports/fig3_curves.csv"]
+    template = json.loads((REPO / plot["template"]).read_text())
+    assert template["data"]["values"] == "<DVC_METRIC_DATA>"
+    assert template["facet"]["field"] == "game" and template["spec"]["encoding"]["color"]["field"] == "arch"
+    used = {"game", "arch", "eprewmean_std"} | {plot["x"], plot["y"]}
+    assert used <= set(figures.CURVE_COLUMNS)
 
 
 def test_params_yaml_is_the_quick_profile_when_it_says_so():

@@ -130,6 +130,38 @@ def record_rollout(
     return Rollout(frames=frames, steps=steps, score=score, game_over=game_over)
 
 
+def perception_rollout(
+    model: torch.nn.Module,
+    game: str,
+    *,
+    seed: int,
+    max_steps: int,
+    max_frames: int,
+    deterministic: bool = False,
+    device: torch.device | str = "cpu",
+    env: RawFrameEnv | None = None,
+) -> Rollout:
+    """The first game from env seed ``seed``, played by ``model`` for at most ``max_steps`` agent steps.
+
+    Shared by the evaluation's videos and the report's Figure 4 panels, so both draw the same frames.
+    ``env`` defaults to the whole-game single env of ``game`` (``open_video_env``); tests pass a fake.
+    """
+    from fls.evaluation.evaluate import ActionSampler, check_action_set
+
+    check_action_set(model.num_actions, game)
+    dev = torch.device(device)
+    model = model.to(dev).eval()
+    own = env is None
+    if env is None:
+        env = open_video_env(game, seed, max_frames)
+    try:
+        # A generator of its own, so that making a video never changes the evaluation's action samples.
+        return record_rollout(model, env, ActionSampler(seed, deterministic), dev, max_steps)
+    finally:
+        if own:
+            env.close()
+
+
 def write_mp4(frames: list[np.ndarray], path: str | Path, fps: int = FPS) -> Path:
     """Write RGB frames as an mp4 (codec mp4v, which opencv-python-headless can encode), atomically."""
     if not frames:
@@ -193,25 +225,14 @@ def make_perception_video(
     env: RawFrameEnv | None = None,
 ) -> dict[str, Any]:
     """Record the rollout described in the module docstring; write the mp4 and/or PNGs; return a summary."""
-    from fls.evaluation.evaluate import ActionSampler, check_action_set
-
     if video is None and frames_dir is None:
         raise VideoError("nothing to write: give a video path and/or a frames directory")
     if video is not None and Path(video).suffix.lower() != ".mp4":
         raise VideoError(f"{video}: video path must end in .mp4")
-    check_action_set(model.num_actions, game)
-    dev = torch.device(device)
-    model = model.to(dev).eval()
-    own = env is None
-    if env is None:
-        env = open_video_env(game, cfg.seed, cfg.max_frames_for(game))
-    try:
-        # A generator of its own, so that making a video never changes the evaluation's action samples.
-        sampler = ActionSampler(cfg.seed, cfg.deterministic)
-        roll = record_rollout(model, env, sampler, dev, cfg.video_max_steps)
-    finally:
-        if own:
-            env.close()
+    roll = perception_rollout(
+        model, game, seed=cfg.seed, max_steps=cfg.video_max_steps, max_frames=cfg.max_frames_for(game),
+        deterministic=cfg.deterministic, device=device, env=env,
+    )
     info: dict[str, Any] = {
         "seed": cfg.seed,
         "steps": roll.steps,

@@ -14,7 +14,7 @@ from typing import Any
 
 from fls.atomic import atomic_write_json, atomic_write_text
 from fls.config import ConfigError, build_config, load_config, read_params, resolved
-from fls.report import figures, tables
+from fls.report import figures, perception, tables
 from fls.report.layout import GridConfig, Layout
 from fls.runinfo import write_run_info
 
@@ -27,10 +27,14 @@ class ReportConfig:
     panel_seed: int | None = None  # which seed's models to draw (default: the first of grid.seeds)
     atari_head: str = "data/atari_head/preprocessed"  # preprocessed Atari-HEAD for the gaze panels
     figures: bool = True  # False: tables only (no matplotlib work)
+    perception_steps: int = 200  # Figure 4: agent steps of each model's seeded rollout (0: no Figure 4)
+    perception_frames: int = 5  # Figure 4: frames shown per model, spread evenly over the rollout
+    perception_seed: int = 1000  # Figure 4: env seed of the rollout (the evaluation's unseen seed)
 
     def validate(self) -> None:
-        if self.panel_frames < 0:
-            raise ConfigError(f"report: field 'panel_frames' must be >= 0, got {self.panel_frames}")
+        for name in ("panel_frames", "perception_steps", "perception_frames", "perception_seed"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"report: field '{name}' must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass
@@ -113,6 +117,11 @@ def build_report(
         for game, p in figures.write_gaze_panels(
             ctx.grid, layout, Path(cfg.atari_head), out / "figures", frames=cfg.panel_frames, seed=cfg.panel_seed,
             title=f"Figure 5-style gaze panels — {title}",
+        ).items():
+            figs[p.name] = p
+        for game, p in perception.write_perception_panels(
+            ctx.grid, layout, out / "figures", steps=cfg.perception_steps, frames=cfg.perception_frames,
+            model_seed=cfg.panel_seed, env_seed=cfg.perception_seed, title=f"Figure 4-style perception — {title}",
         ).items():
             figs[p.name] = p
     written.update(figs)

@@ -1,4 +1,4 @@
-"""Figure 3 (training reward curves) and Figure 5-style gaze panels, as PNG plus plot data.
+"""Figure 3 (training reward curves) and Figure 5-style gaze panels, as PNG plus plot data (Figure 4: ``perception``).
 
 Curves are the mean ± std over seeds of ``eprewmean`` at each logged step, computed on the steps every
 seed has logged (a seed that is still running does not bend the mean at the end). The long-format CSV
@@ -79,10 +79,10 @@ def plot_curves(curves: pd.DataFrame, path: Path, title: str) -> Path:
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png", metadata={"Software": None})  # no version stamp: stable bytes
@@ -151,7 +151,7 @@ def plot_gaze_panels(
                 ax.set_title(label, fontsize=7)
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_gaze_panels(
