@@ -40,7 +40,7 @@ def rollout_frames(run_dir: Path, game: str, *, steps: int, seed: int) -> tuple[
 def plot_perception(rows: dict[str, list[np.ndarray]], steps: dict[str, list[int]], path: Path, title: str) -> Path:
     """Rows = models, columns = the chosen steps of each model's rollout."""
     ncols = max((len(v) for v in rows.values()), default=1)
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(1.9 * ncols, 4.6 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(max(1.9 * ncols, 4.6), 4.6 * len(rows) + 0.4), squeeze=False)
     for i, (label, frames) in enumerate(rows.items()):
         for j in range(ncols):
             ax = axes[i, j]
@@ -80,7 +80,7 @@ def write_perception_panels(
             continue
         written[game] = plot_perception(
             rows, picked, Path(out_dir) / f"fig4_perception_{game}.png",
-            f"{title}\n{game}, env seed {env_seed}, first {steps} agent steps; "
-            "top: screen, saliency in white; bottom: network input (blue), saliency in green",
+            f"{title}\n{game}, env seed {env_seed}, first {steps} agent steps\n"
+            "top: screen + saliency (white); bottom: input (blue) + saliency (green)",
         )
     return written
