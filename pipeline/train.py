@@ -30,6 +30,13 @@ def main(
     num_steps: Annotated[Optional[int], typer.Option("--num-steps", help="Steps per env per rollout (paper: 128).")] = None,
     torch_threads: Annotated[Optional[int], typer.Option("--torch-threads", help="CPU threads (parallel batch shards; 0 = one per CPU).")] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show a progress bar.")] = None,
+    restart_on_change: Annotated[
+        bool,
+        typer.Option(
+            "--restart-on-change",
+            help="If --out holds a run made with other learning settings, delete it and start afresh (default: refuse).",
+        ),
+    ] = False,
 ) -> None:
     """Train an agent; rerunning the same command on the same --out resumes it from checkpoint.pt."""
     overrides = {
@@ -39,7 +46,7 @@ def main(
     }
     cfg = load_config(TrainConfig, params, "train" if params is not None else None, overrides)
     try:
-        result = train(cfg, Path(out))
+        result = train(cfg, Path(out), restart_on_change=restart_on_change)
     except KeyboardInterrupt:
         typer.echo(f"{out}: interrupted; rerun the same command to resume from the last checkpoint", err=True)
         raise typer.Exit(code=130) from None

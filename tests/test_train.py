@@ -149,6 +149,26 @@ def test_changed_settings_on_existing_run_are_rejected(tmp_path):
     assert train(tiny_cfg(total_steps=96, checkpoint_every=3), out).status == "finished"
 
 
+def test_restart_on_change_replaces_a_run_made_with_other_settings(tmp_path):
+    out = tmp_path / "run"
+    train(tiny_cfg(total_steps=64), out)  # finished run with the old budget
+    old_rows = read_csv(out / "metrics.csv")[1]
+    assert len(old_rows) == 2
+    result = runner.invoke(
+        app, ["train", "--out", str(out), "--arch", "nature_cnn", "--game", "Breakout", "--seed", "3",
+              "--total-steps", "96", "--checkpoint-every", "1", "--restart-on-change", *TINY],
+    )
+    assert result.exit_code == 0, result.output
+    assert "starting afresh" in result.output
+    rows = read_csv(out / "metrics.csv")[1]
+    assert [int(r["update"]) for r in rows] == [1, 2, 3]  # a fresh run, not the old rows plus new ones
+    assert json.loads((out / "summary.json").read_text())["global_step"] == 96
+    assert json.loads((out / "run_info.json").read_text())["config"]["total_steps"] == 96
+    # without the flag the same change is refused
+    refused = runner.invoke(app, ["train", "--out", str(out), "--seed", "3", "--total-steps", "64", *TINY])
+    assert refused.exit_code == 2 and "other settings" in refused.output
+
+
 @pytest.mark.parametrize(
     ("flags", "needle"),
     [

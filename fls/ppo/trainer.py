@@ -22,6 +22,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -200,14 +201,26 @@ def train(
     *,
     stop_after_updates: int | None = None,
     on_update: Callable[[dict[str, Any]], None] | None = None,
+    restart_on_change: bool = False,
 ) -> TrainResult:
     """Train (or resume, or recognise as finished) the run in ``out_dir``.
 
     ``stop_after_updates`` ends this session after that many updates (a checkpoint is written first), as
     an interruption that leaves a resumable run; ``on_update`` receives each metrics row (tests, callers).
+    ``restart_on_change``: when ``out_dir`` holds a run made with other learning settings, delete that
+    run's files and start afresh instead of refusing. DVC's ``train`` stage uses it: its outputs persist
+    (for resume), so after a ``train`` param changes the old run is still in place and must give way.
+    A corrupt checkpoint is still an error (it is not a settings change).
     """
     cfg.validate()
     out = Path(out_dir)
+    if restart_on_change:
+        try:
+            return train(cfg, out, stop_after_updates=stop_after_updates, on_update=on_update)
+        except RunMismatchError as exc:
+            print(f"{out}: {exc}; --restart-on-change: starting afresh", file=sys.stderr)
+            for name in (SUMMARY, MODEL, CHECKPOINT, METRICS, EPISODES, RUN_INFO):
+                (out / name).unlink(missing_ok=True)
     state = run_status(out)
 
     # A finished run: check it is this run, then leave every file as it is.
