@@ -38,6 +38,10 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, unreadable, corrupt or does not fit the run (message names the file)."""
 
 
+class PolicySourceError(ValueError):
+    """``--run``/``--checkpoint``/``--arch`` given in a combination that names no single policy."""
+
+
 def rng_state() -> dict[str, Any]:
     """Global torch / numpy / python RNG states as tensors and lists (weights_only-safe)."""
     np_state = np.random.get_state()
@@ -125,4 +129,65 @@ def load_policy(path_or_run_dir: str | os.PathLike[str], device: str | torch.dev
     model.to(device).eval()
     meta = {k: v for k, v in data.items() if k not in ("model", "optimizer", "rng")}
     meta["path"] = str(path)
+    return model, meta
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (recorded beside results so weights can be identified)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_policy_source(
+    *,
+    run: str | os.PathLike[str] | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    arch: str | None = None,
+    init_seed: int | None = None,
+    num_actions: int | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The policy named by exactly one of ``--run``/``--checkpoint``/``--arch``, as evaluate and score take it.
+
+    ``--arch`` builds a freshly initialised model (seeded with ``init_seed``, default 0) for smoke tests and
+    needs ``num_actions``. ``meta`` is the checkpoint's metadata (``{"arch", "game": None, "num_actions"}``
+    for a fresh model) plus ``meta["checkpoint"] = {path, sha256, init_seed, global_step}``, the
+    provenance that results record about where the weights came from.
+    """
+    from fls.models import build_model
+
+    given = [name for name, v in (("--run", run), ("--checkpoint", checkpoint), ("--arch", arch)) if v is not None]
+    if len(given) != 1:
+        raise PolicySourceError(
+            "give exactly one of --run DIR, --checkpoint FILE or --arch ID (fresh model)"
+            + (f"; got {', '.join(given)}" if given else "")
+        )
+    if init_seed is not None and arch is None:
+        raise PolicySourceError("--init-seed only applies to a freshly initialised model (--arch)")
+    if arch is not None:
+        if num_actions is None:
+            raise PolicySourceError("--arch (fresh model) needs --game to know the action set")
+        seed = 0 if init_seed is None else int(init_seed)
+        torch.manual_seed(seed)
+        model = build_model(arch, num_actions).to(device).eval()
+        return model, {
+            "arch": model.spec.id,
+            "game": None,
+            "num_actions": num_actions,
+            "checkpoint": {"path": None, "sha256": None, "init_seed": seed, "global_step": 0},
+        }
+    path = resolve_policy_file(run if run is not None else checkpoint)  # type: ignore[arg-type]
+    model, meta = load_policy(path, device)
+    meta = dict(meta)
+    meta["checkpoint"] = {
+        "path": str(path),
+        "sha256": file_sha256(path),
+        "init_seed": None,
+        "global_step": int(meta.get("global_step", 0)),
+    }
     return model, meta

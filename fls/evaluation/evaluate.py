@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import io
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -255,14 +254,6 @@ def check_same_game(trained_on: str | None, game: str, *, where: str = "model") 
         )
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class ActionSampler:
     """Policy logits -> actions, sampled with a generator seeded once per run (CPU, so CUDA runs sample alike)."""
 
@@ -499,44 +490,16 @@ def load_subject(
     num_actions: int | None = None,
     device: torch.device | str = "cpu",
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The policy to evaluate: a trained run / checkpoint, or (for smoke tests) a freshly initialised ``arch``.
+    """The policy to evaluate (``fls.checkpoint.load_policy_source``) plus the training run's env seeds.
 
     ``meta["checkpoint"]`` is what eval.json records about where the weights came from.
     """
-    from fls.checkpoint import load_policy, resolve_policy_file
-    from fls.models import build_model
+    from fls.checkpoint import load_policy_source
 
-    given = [name for name, v in (("--run", run), ("--checkpoint", checkpoint), ("--arch", arch)) if v is not None]
-    if len(given) != 1:
-        raise EvaluationError(
-            "give exactly one of --run DIR, --checkpoint FILE or --arch ID (fresh model)"
-            + (f"; got {', '.join(given)}" if given else "")
-        )
-    if init_seed is not None and arch is None:
-        raise EvaluationError("--init-seed only applies to a freshly initialised model (--arch)")
-    if arch is not None:
-        if num_actions is None:
-            raise EvaluationError("--arch needs --game to know the action set")
-        seed = 0 if init_seed is None else int(init_seed)
-        torch.manual_seed(seed)
-        model = build_model(arch, num_actions).to(device).eval()
-        return model, {
-            "arch": model.spec.id,
-            "game": None,
-            "num_actions": num_actions,
-            "checkpoint": {"path": None, "sha256": None, "init_seed": seed, "global_step": 0},
-            "train_env_seeds": [],
-        }
-    path = resolve_policy_file(run if run is not None else checkpoint)
-    model, meta = load_policy(path, device)
-    meta = dict(meta)
-    meta["checkpoint"] = {
-        "path": str(path),
-        "sha256": file_sha256(path),
-        "init_seed": None,
-        "global_step": int(meta.get("global_step", 0)),
-    }
-    meta["train_env_seeds"] = train_env_seeds(meta)
+    model, meta = load_policy_source(
+        run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed, num_actions=num_actions, device=device
+    )
+    meta["train_env_seeds"] = train_env_seeds(meta) if meta["checkpoint"]["path"] is not None else []
     return model, meta
 
 

@@ -256,38 +256,12 @@ def load_scored_model(
         if game is None:
             raise ScoringError(f"method '{cfg.method}' needs --game")
         return None, {"arch": None, "checkpoint": None}, get_game(game).name
-    if len(given) != 1:
-        raise ScoringError(
-            "give exactly one of --run DIR, --checkpoint FILE or --arch ID (fresh model)"
-            + (f"; got {', '.join(given)}" if given else "")
-        )
-    if init_seed is not None and arch is None:
-        raise ScoringError("--init-seed only applies to a freshly initialised model (--arch)")
-    if arch is not None:
-        from fls.models import build_model
+    from fls.checkpoint import load_policy_source
 
-        if game is None:
-            raise ScoringError("--arch (fresh model) needs --game")
-        seed = 0 if init_seed is None else int(init_seed)
-        torch.manual_seed(seed)
-        model = build_model(arch, get_game(game).num_actions).to(device).eval()
-        meta: dict[str, Any] = {
-            "arch": model.spec.id,
-            "game": None,
-            "checkpoint": {"path": None, "sha256": None, "init_seed": seed, "global_step": 0},
-        }
-    else:
-        from fls.checkpoint import load_policy, resolve_policy_file
-
-        path = resolve_policy_file(run if run is not None else checkpoint)
-        model, meta = load_policy(path, device)
-        meta = dict(meta)
-        meta["checkpoint"] = {
-            "path": str(path),
-            "sha256": _sha256(path),
-            "init_seed": None,
-            "global_step": int(meta.get("global_step", 0)),
-        }
+    num_actions = get_game(game).num_actions if (arch is not None and game is not None) else None
+    model, meta = load_policy_source(
+        run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed, num_actions=num_actions, device=device
+    )
     trained_game = meta.get("game")
     if trained_game is not None and game is not None and get_game(game).name != get_game(trained_game).name:
         raise ScoringError(f"the model was trained on {trained_game}, not {get_game(game).name}: score it on its own game")
@@ -300,16 +274,6 @@ def load_scored_model(
         "train_seed": train_cfg.get("seed") if isinstance(train_cfg, dict) else None,
     }
     return model, info, name
-
-
-def _sha256(path: str | Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def score_to_dir(
