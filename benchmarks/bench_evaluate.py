@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--game", default="Breakout")
     ap.add_argument("--num-envs", type=int, default=16)
     ap.add_argument("--steps", type=int, default=1000, help="vector steps per measurement")
-    ap.add_argument("--archs", default="nature_cnn,sparse_fls,dense_fls_pool")
+    ap.add_argument("--archs", default="nature_cnn,sparse_fls", help="comma list; dense_fls_pool is ~100x slower on CPU")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default)")
     ap.add_argument("--env-groups", default="1,2", help="env_groups settings to compare (1 = synchronous)")
