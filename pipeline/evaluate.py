@@ -10,7 +10,7 @@ import typer
 from fls.config import load_config
 from fls.evaluation.evaluate import EvalConfig, evaluate_to_dir
 from pipeline.errors import cli_errors
-from pipeline.options import Arch, Device, Game, OutDir, ParamsFile, RunDir, Seed
+from pipeline.options import Arch, Device, Game, InitSeed, OutDir, ParamsFile, Quiet, RunDir, Seed
 
 
 @cli_errors
@@ -40,10 +40,8 @@ def main(
     params: ParamsFile = None,
     device: Device = None,
     arch: Arch = None,
-    init_seed: Annotated[
-        Optional[int], typer.Option("--init-seed", help="With --arch: seed of the fresh model's initialisation (0).")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    init_seed: InitSeed = None,
+    quiet: Quiet = False,
 ) -> None:
     """Evaluate a policy: OUT/eval.json (per-episode scores + summary), OUT/episodes.csv, OUT/run_info.json."""
     overrides = {

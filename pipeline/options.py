@@ -18,3 +18,7 @@ Seed = Annotated[Optional[int], typer.Option("--seed", help="Random seed.")]
 Device = Annotated[Optional[str], typer.Option("--device", help="torch device; default: cuda if available, else cpu.")]
 RunDir = Annotated[Optional[Path], typer.Option("--run", help="A training run directory (as written by `fls train`).", file_okay=False)]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+InitSeed = Annotated[
+    Optional[int], typer.Option("--init-seed", help="With --arch: seed of the fresh model's initialisation (0).")
+]
+Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]

@@ -10,7 +10,7 @@ import typer
 from fls.config import load_config
 from fls.scoring import ScoreConfig, score_to_dir
 from pipeline.errors import cli_errors
-from pipeline.options import Arch, Device, Game, OutDir, ParamsFile, RunDir, Seed
+from pipeline.options import Arch, Device, Game, InitSeed, OutDir, ParamsFile, Quiet, RunDir, Seed
 
 
 @cli_errors
@@ -25,9 +25,7 @@ def main(
         Optional[Path], typer.Option("--checkpoint", help="A checkpoint file (model.pt / checkpoint.pt).", dir_okay=False)
     ] = None,
     arch: Arch = None,
-    init_seed: Annotated[
-        Optional[int], typer.Option("--init-seed", help="With --arch: seed of the fresh model's initialisation (0).")
-    ] = None,
+    init_seed: InitSeed = None,
     game: Game = None,
     method: Annotated[
         Optional[str],
@@ -40,7 +38,7 @@ def main(
     max_inputs: Annotated[Optional[int], typer.Option("--max-inputs", help="Quick run: first N inputs per trial.")] = None,
     params: ParamsFile = None,
     device: Device = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Score saliency vs gaze: OUT/per_input.parquet, per_trial.json, summary.json, run_info.json."""
     overrides = {

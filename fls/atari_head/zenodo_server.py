@@ -27,6 +27,7 @@ from typing import Literal
 from urllib.parse import quote, unquote, urlsplit
 
 from fls.atari_head import RECORD_ID
+from fls.atari_head.download import md5_file
 
 _CHUNK = 1 << 16
 _RANGE_RE = re.compile(r"^bytes=(\d+)-(\d*)$")
@@ -53,14 +54,6 @@ class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _md5_file(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _listing(root: Path) -> dict[str, tuple[int, str]]:
     """Sizes and md5s of the served files; md5s come from ``record.json`` when its size matches."""
     known: dict[str, tuple[int, str]] = {}
@@ -79,7 +72,7 @@ def _listing(root: Path) -> dict[str, tuple[int, str]]:
         if p.name in known and known[p.name][0] == size:
             out[p.name] = (size, known[p.name][1])
         else:
-            out[p.name] = (size, _md5_file(p))
+            out[p.name] = (size, md5_file(p))
     return out
 
 
