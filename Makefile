@@ -5,6 +5,8 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Stage commands in dvc.yaml call `fls`, so every recipe sees the venv's bin first.
+export PATH := $(abspath $(BIN)):$(PATH)
 # CPU torch is a local wheel on the dev/CI machines; on a GPU machine use e.g. TORCH_SPEC='torch==2.13.0' with the CUDA index.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
