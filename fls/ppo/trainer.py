@@ -73,7 +73,11 @@ WINDOW = 100  # eprewmean = mean whole-game return of the last 100 finished game
 
 
 class RunMismatchError(ConfigError):
-    """``out_dir`` holds a run made with different learning settings."""
+    """``out_dir`` holds a run made with different learning settings (``differences`` says which)."""
+
+    def __init__(self, message: str, differences: str = ""):
+        super().__init__(message)
+        self.differences = differences or message
 
 
 @dataclass
@@ -139,7 +143,8 @@ def _check_same_run(cfg: TrainConfig, recorded: dict[str, Any], where: str) -> N
     if diffs:
         raise RunMismatchError(
             f"{where} was made with other settings ({'; '.join(diffs)}); use a new --out directory "
-            f"or rerun with the same settings to resume"
+            f"or rerun with the same settings to resume",
+            "; ".join(diffs),
         )
 
 
@@ -218,7 +223,7 @@ def train(
         try:
             return train(cfg, out, stop_after_updates=stop_after_updates, on_update=on_update)
         except RunMismatchError as exc:
-            print(f"{out}: {exc}; --restart-on-change: starting afresh", file=sys.stderr)
+            print(f"{out}: settings changed ({exc.differences}); --restart-on-change: starting afresh", file=sys.stderr)
             for name in (SUMMARY, MODEL, CHECKPOINT, METRICS, EPISODES, RUN_INFO):
                 (out / name).unlink(missing_ok=True)
     state = run_status(out)
