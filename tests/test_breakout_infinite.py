@@ -125,6 +125,16 @@ def test_rewrite_keeps_the_excess_over_864():
     env.close()
 
 
+def _assert_same_steps(a_env, b_env, *, num_envs: int, steps: int, seed: int) -> None:
+    """Step two vector envs with the same random Breakout actions; every VecStep field must match."""
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        actions = rng.integers(0, 4, num_envs)
+        sa, sb = a_env.step(actions), b_env.step(actions)
+        for field in sa._fields:
+            assert np.array_equal(getattr(sa, field), getattr(sb, field)), field
+
+
 def test_eval_env_for_breakout_infinite_matches_cpp_breakout_before_864():
     """The Python backend and the C++ backend play the same Breakout byte for byte (no-op starts off)."""
     py = make_eval_env("BreakoutInfinite", 2, 1000, 30_000, noop_max=0)
@@ -132,12 +142,7 @@ def test_eval_env_for_breakout_infinite_matches_cpp_breakout_before_864():
     assert py.action_meanings == cpp.action_meanings and py.num_actions == 4
     assert np.array_equal(py.reset(), cpp.reset())
     assert py.env_seeds == cpp.env_seeds == [1000, 1001]
-    rng = np.random.default_rng(0)
-    for _ in range(250):
-        a = rng.integers(0, 4, 2)
-        sp, sc = py.step(a), cpp.step(a)
-        for field in sp._fields:
-            assert np.array_equal(getattr(sp, field), getattr(sc, field)), field
+    _assert_same_steps(py, cpp, num_envs=2, steps=250, seed=0)
     assert py.pop_episodes() == cpp.pop_episodes()
     py.close()
     cpp.close()
@@ -156,12 +161,7 @@ def test_eval_env_worker_processes_match_in_process_stepping():
     workers = make_eval_env("BreakoutInfinite", 3, 50, 30_000, num_workers=2)
     try:
         assert np.array_equal(local.reset(), workers.reset())  # same seeds, same no-op draws
-        rng = np.random.default_rng(1)
-        for _ in range(150):
-            a = rng.integers(0, 4, 3)
-            sl, sw = local.step(a), workers.step(a)
-            for field in sl._fields:
-                assert np.array_equal(getattr(sl, field), getattr(sw, field)), field
+        _assert_same_steps(local, workers, num_envs=3, steps=150, seed=1)
     finally:
         local.close()
         workers.close()
