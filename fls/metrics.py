@@ -12,7 +12,7 @@ non-finite value. Besides:
 - KL is undefined for a map with a negative value or with no positive value, and wherever the blurred
   fixation map is positive but the saliency is 0 (relative to the map's maximum, see ``KL_ZERO_RTOL``):
   the divergence is infinite there, so no epsilon is added to paper over it.
-- Shuffled AUC is undefined for a flat map (min-max normalisation divides by 0) and when the negative map
+- Shuffled AUC (and its closed-form expectation ``shuffled_auc_exact``) is undefined for a flat map (min-max normalisation divides by 0) and when the negative map
   (the summed fixations of the other inputs) is empty.
 
 "Flat" means ``max - min <= FLAT_ATOL + FLAT_RTOL * max(|min|, |max|)``, which is ``np.isclose(min, max)``
@@ -32,7 +32,9 @@ import numpy as np
 FRAME_SHAPE = (210, 160)
 FLAT_ATOL = 1e-8
 FLAT_RTOL = 1e-5
-KL_ZERO_RTOL = 1e-8  # saliency <= KL_ZERO_RTOL * max(saliency) counts as 0 (authors: np.isclose(s, 0) on raw s)
+KL_ZERO_RTOL = 1e-8  # fls protocol: saliency <= KL_ZERO_RTOL * max(saliency) counts as 0
+KL_ZERO_ATOL = 1e-8  # authors' protocol: np.isclose(s, 0), i.e. |s| <= 1e-8 on maps divided by the trial max
+KL_ZERO_TESTS = ("relative", "absolute")
 KL_TRUNCATE = 4.0  # Gaussian kernel radius in sigmas: OpenCV's automatic size for float images (41 taps at sigma 5)
 
 
@@ -149,17 +151,23 @@ def blur_fixations(fixations: np.ndarray, sigma: float) -> np.ndarray:
     return np.matmul(np.matmul(my, f), mx.T)
 
 
-def kl_divergence(saliency: np.ndarray, fixations: np.ndarray, sigma: float = 5.0) -> float | np.ndarray:
+def kl_divergence(
+    saliency: np.ndarray, fixations: np.ndarray, sigma: float = 5.0, *, zero_test: str = "relative"
+) -> float | np.ndarray:
     """KL(blurred fixations || saliency), both normalised to sum 1, natural log (nats).
 
     ``sigma`` is the blur in pixels of the maps given (5 at 210x160, 2 at 84x84). Terms with zero blurred
     fixation contribute 0. No epsilon: undefined (NaN) where the blurred fixations are positive but the
-    saliency is 0 (``<= KL_ZERO_RTOL * max``), for a map with a negative value or none positive, for no fixation
-    or a non-finite map. Unchanged by ``a * s`` with ``a > 0``.
+    saliency is 0, for a map with a negative value or none positive, for no fixation or a non-finite map.
+    "0" is ``zero_test``: "relative" (fls: ``<= KL_ZERO_RTOL * max`` of the map, so the value is unchanged by
+    ``a * s`` with ``a > 0``) or "absolute" (the authors: ``<= KL_ZERO_ATOL``, which depends on the scale of
+    the map, hence their division by the trial maximum before scoring).
 
     The blur is exact but visits only what it must: the rows and columns holding fixations go through the
     separable blur matrices, and the sum runs over the block of pixels the kernel can reach.
     """
+    if zero_test not in KL_ZERO_TESTS:
+        raise MetricInputError(f"kl zero_test must be one of {list(KL_ZERO_TESTS)}, got {zero_test!r}")
     s, f, single = _as_batch(saliency, fixations)
     b = len(s)
     s2 = s.reshape(b, -1)
@@ -183,7 +191,8 @@ def kl_divergence(saliency: np.ndarray, fixations: np.ndarray, sigma: float = 5.
         support = fb > 0
         fv = fb[support]
         sv = s[i][np.ix_(r_out, c_out)][support]
-        if (sv <= KL_ZERO_RTOL * smax[i]).any():
+        zero = KL_ZERO_RTOL * smax[i] if zero_test == "relative" else KL_ZERO_ATOL
+        if (sv <= zero).any():
             continue  # infinite divergence: undefined
         fsum = fv.sum()
         p = fv / fsum
@@ -204,14 +213,23 @@ def input_rng(seed: int, trial: object, k: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), trial_key(trial), int(k)])
 
 
-def choose_other_inputs(rng: np.random.Generator, k: int, has_fixation: np.ndarray, n_other: int = 10) -> np.ndarray:
+OTHER_POOLS = ("fixated", "all")
+
+
+def choose_other_inputs(
+    rng: np.random.Generator, k: int, has_fixation: np.ndarray, n_other: int = 10, *, among: str = "fixated"
+) -> np.ndarray:
     """Indices of ``n_other`` other inputs of the trial, drawn uniformly with replacement, once per input.
 
-    Like the authors' code (once per input, uniform, with replacement, never ``k`` itself), except that only
-    inputs with at least one fixation are candidates, so the negative map is never empty by bad luck (the
-    authors' code would fail an assertion then). Returns an empty array if no other input has a fixation.
+    As the authors' code does it (once per input, uniform, with replacement, never ``k`` itself), among
+    ``among``: "all" other inputs (the authors: with or without fixations, so the negative map can come out
+    empty, which their code would fail an assertion on and fls scores as undefined) or only the "fixated"
+    ones (fls), so it is never empty by bad luck. Returns an empty array if there is no candidate.
     """
-    candidates = np.flatnonzero(np.asarray(has_fixation, dtype=bool))
+    if among not in OTHER_POOLS:
+        raise MetricInputError(f"other-input pool must be one of {list(OTHER_POOLS)}, got {among!r}")
+    has = np.asarray(has_fixation, dtype=bool)
+    candidates = np.flatnonzero(has) if among == "fixated" else np.arange(len(has))
     candidates = candidates[candidates != k]
     if len(candidates) == 0 or n_other <= 0:
         return np.zeros(0, dtype=np.int64)
@@ -358,6 +376,54 @@ def shuffled_auc(
     if return_draws:
         return res, (draws[0] if single else draws)
     return res
+
+
+def shuffled_auc_exact(saliency: np.ndarray, fixations: np.ndarray, negative_maps: np.ndarray) -> float | np.ndarray:
+    """The expectation of ``shuffled_auc`` over its random negatives, in closed form (no Monte Carlo noise).
+
+    Each draw's AUC is the mean, over its negatives, of (positives above + half the tied positives) / P; a
+    negative is pixel j with probability ``q_j = neg_j / sum(neg)``. So the expected AUC is
+    ``sum_i f_i (Q(< v_i) + Q(= v_i) / 2) / P`` over the positives i, with ``Q`` the negative mass below / at a
+    value: sort the negatives' values once and read ``Q`` off a cumulative sum. The same ``negative_maps`` (the
+    other inputs chosen for each input) and the same undefined cases as ``shuffled_auc``; it consumes no random
+    numbers, and ``shuffled_auc`` with ``n_draws`` draws scatters around it with standard deviation
+    ``O(1 / sqrt(n_draws * P))``.
+    """
+    s, f, single = _as_batch(saliency, fixations)
+    neg = np.asarray(negative_maps)
+    if neg.ndim == 2 and single:
+        neg = neg[None]
+    if neg.shape != s.shape:
+        raise MetricInputError(
+            f"negative_maps shape {np.shape(negative_maps)} does not match saliency shape {np.shape(saliency)}"
+        )
+    if neg.size and neg.min() < 0:
+        raise MetricInputError(f"negative_maps must be non-negative counts, got a minimum of {neg.min()}")
+    b = len(s)
+    out = np.full(b, np.nan)
+    bad, smins, smaxs = _common_undefined(s, f)
+    s2 = s.reshape(b, -1)
+    f2 = f.reshape(b, -1)
+    n2 = neg.reshape(b, -1)
+    for i in range(b):
+        if bad[i] or n2[i].sum() <= 0:
+            continue
+        smin, smax = smins[i], smaxs[i]
+        if _flat(np.asarray(smin), np.asarray(smax)):
+            continue
+        values = (s2[i] - smin) / (smax - smin)
+        nz = np.flatnonzero(n2[i])
+        order = np.argsort(values[nz], kind="stable")
+        neg_vals = values[nz][order]
+        cum = np.concatenate([[0.0], np.cumsum(n2[i][nz][order], dtype=np.float64)])
+        cum /= cum[-1]
+        pos_idx = np.flatnonzero(f2[i])
+        pos_counts = f2[i][pos_idx].astype(np.float64)
+        pv = values[pos_idx]
+        below = cum[np.searchsorted(neg_vals, pv, side="left")]
+        at_or_below = cum[np.searchsorted(neg_vals, pv, side="right")]
+        out[i] = float(np.dot(pos_counts, below + 0.5 * (at_or_below - below)) / pos_counts.sum())
+    return _result(out, single)
 
 
 def summarise(values: np.ndarray) -> dict[str, float | int | None]:

@@ -36,7 +36,10 @@ def download_cmd(
     out: OutDir,
     games: Games = None,
     api_url: Annotated[Optional[str], typer.Option("--api-url", help="Zenodo API root (default https://zenodo.org/api).")] = None,
-    record_id: Annotated[Optional[str], typer.Option("--record-id", help="Zenodo record id (default 3451402).")] = None,
+    record_id: Annotated[
+        Optional[str], typer.Option("--record-id", help="Zenodo record id: 3451402 (v4, default) or 2603190 (v2, the paper's).")
+    ] = None,
+    release: Annotated[Optional[str], typer.Option("--release", help="auto | v2 | v4 (atari_head.release).")] = None,
     from_dir: Annotated[
         Optional[Path],
         typer.Option("--from-dir", file_okay=False, help="Use files placed by hand in this folder instead of the network."),
@@ -55,10 +58,18 @@ def download_cmd(
 
     cfg = _config(
         params,
-        {"games": games, "api_url": api_url, "record_id": record_id, "retries": retries, "backoff": backoff, "timeout": timeout},
+        {
+            "games": games,
+            "api_url": api_url,
+            "record_id": record_id,
+            "retries": retries,
+            "backoff": backoff,
+            "timeout": timeout,
+            "release": release,
+        },
     )
     if from_dir is not None:
-        result = place_from_dir(from_dir, cfg.games, out, record=record)
+        result = place_from_dir(from_dir, cfg.games, out, record=record, release=cfg.release)
     else:
         if record is not None:
             raise ValueError("--record only applies with --from-dir")
@@ -71,6 +82,7 @@ def download_cmd(
             backoff=cfg.backoff,
             timeout=cfg.timeout,
             progress=progress,
+            release=cfg.release,
         )
     write_run_info(out / "run_info.json", resolved(cfg), stage="atari_head.download", extra={"result": result.as_dict()})
     typer.echo(
@@ -82,20 +94,29 @@ def download_cmd(
 @app.command("preprocess")
 @cli_errors
 def preprocess_cmd(
-    in_dir: Annotated[Path, typer.Option("--in", file_okay=False, help="Folder with <game>.zip files (download output).")],
+    in_dir: Annotated[
+        Path, typer.Option("--in", file_okay=False, help="Download output: <game>.zip files (v4) or flat trials (v2).")
+    ],
     out: OutDir,
     games: Games = None,
     skip_bad_trials: SkipBad = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Trials preprocessed in parallel.")] = None,
+    release: Annotated[Optional[str], typer.Option("--release", help="auto | v2 | v4 (atari_head.release).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
     params: ParamsFile = None,
 ) -> None:
-    """Replay every trial through the agents' preprocessing; write per-trial NPZs and index.csv."""
+    """Replay every trial through the agents' preprocessing; write per-trial NPZs (both gaze alignments) and index.csv."""
     from fls.atari_head.preprocess import preprocess
 
-    cfg = _config(params, {"games": games, "skip_bad_trials": skip_bad_trials, "workers": workers})
+    cfg = _config(params, {"games": games, "skip_bad_trials": skip_bad_trials, "workers": workers, "release": release})
     summary = preprocess(
-        in_dir, out, cfg.games, skip_bad_trials=cfg.skip_bad_trials, workers=cfg.workers, progress=progress
+        in_dir,
+        out,
+        cfg.games,
+        skip_bad_trials=cfg.skip_bad_trials,
+        workers=cfg.workers,
+        progress=progress,
+        release=cfg.release,
     )
     write_run_info(out / "run_info.json", resolved(cfg), stage="atari_head.preprocess", extra={"summary": summary.as_dict()})
     typer.echo(json.dumps(summary.as_dict()))
@@ -109,13 +130,17 @@ def sample_cmd(
     games: Games = None,
     frames: Annotated[int, typer.Option("--frames", min=3, help="Raw frames per trial.")] = 300,
     trials: Annotated[int, typer.Option("--trials", min=0, help="Regular trials per game (plus one highscore trial).")] = 2,
+    release: Annotated[Optional[str], typer.Option("--release", help="Layout: v4 (zips) or v2 (flat; auto = v4).")] = None,
     params: ParamsFile = None,
 ) -> None:
     """Write a small SYNTHETIC dataset in the real Atari-HEAD layout (real ALE frames, fake gaze)."""
     from fls.atari_head.sample import make_sample
 
-    cfg = _config(params, {"games": games, "sample_seed": seed})
-    paths = make_sample(out, cfg.sample_seed, cfg.games, frames_per_trial=frames, trials_per_game=trials)
+    cfg = _config(params, {"games": games, "sample_seed": seed, "release": release})
+    layout = "v2" if cfg.release == "v2" else "v4"
+    paths = make_sample(
+        out, cfg.sample_seed, cfg.games, frames_per_trial=frames, trials_per_game=trials, release=layout
+    )
     write_run_info(
         out / "run_info.json",
         resolved(cfg),
@@ -130,7 +155,7 @@ def sample_cmd(
 def serve_cmd(
     directory: Annotated[Path, typer.Option("--dir", file_okay=False, help="Folder whose files to serve as the record.")],
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = 0,
-    record_id: Annotated[str, typer.Option("--record-id", help="Record id to serve under.")] = "3451402",
+    record_id: Annotated[str, typer.Option("--record-id", help="Record id to serve under (2603190 for a v2 folder).")] = "3451402",
 ) -> None:
     """Serve a folder on 127.0.0.1 as a Zenodo record (for `download --api-url`)."""
     from fls.atari_head.zenodo_server import ZenodoServer

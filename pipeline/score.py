@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from fls.atari_head import AtariHeadConfig
 from fls.config import load_config
 from fls.scoring import ScoreConfig, score_to_dir
 from pipeline.errors import cli_errors
@@ -31,6 +32,14 @@ def main(
         Optional[str],
         typer.Option("--method", help="attention | uniform | center_bias | perturbation | gradient (attention)."),
     ] = None,
+    protocol: Annotated[
+        Optional[str],
+        typer.Option("--protocol", help="authors (Table 4 as the authors computed it) | fls (score.protocol; fls)."),
+    ] = None,
+    alignment: Annotated[
+        Optional[str],
+        typer.Option("--alignment", help="Gaze of each input: authors | aligned (atari_head.alignment; aligned)."),
+    ] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Inputs per batch (64).")] = None,
     n_draws: Annotated[Optional[int], typer.Option("--n-draws", help="Shuffled-AUC draws per input (100).")] = None,
     seed: Seed = None,
@@ -43,6 +52,7 @@ def main(
     """Score saliency vs gaze: OUT/per_input.parquet, per_trial.json, summary.json, run_info.json."""
     overrides = {
         "method": method,
+        "protocol": protocol,
         "batch_size": batch_size,
         "n_draws": n_draws,
         "seed": seed,
@@ -52,8 +62,17 @@ def main(
         "progress": False if quiet else None,
     }
     cfg = load_config(ScoreConfig, params, "score" if params is not None else None, overrides)
+    head = load_config(AtariHeadConfig, params, "atari_head" if params is not None else None, {"alignment": alignment})
     s = score_to_dir(
-        cfg, out, atari_head=atari_head, game=game, run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed
+        cfg,
+        out,
+        atari_head=atari_head,
+        game=game,
+        run=run,
+        checkpoint=checkpoint,
+        arch=arch,
+        init_seed=init_seed,
+        alignment=head.alignment,
     )
 
     def fmt(m: str) -> str:
@@ -62,7 +81,7 @@ def main(
         return f"{m} {mean} ({v['n_defined']} defined, {v['n_undefined']} undefined)"
 
     who = s["arch"] or "reference"
-    head = f"{who} [{s['method']}] on {s['game']}: {s['n_inputs']} inputs of {s['n_trials']} trial{'s' if s['n_trials'] != 1 else ''}; "
-    typer.echo(head + "; ".join(fmt(m) for m in ("nss", "kl", "sauc")))
+    line = f"{who} [{s['method']}, {s['protocol']} protocol, {s['alignment']} gaze] on {s['game']}: {s['n_inputs']} inputs of {s['n_trials']} trial{'s' if s['n_trials'] != 1 else ''}; "
+    typer.echo(line + "; ".join(fmt(m) for m in ("nss", "kl", "sauc", "sauc_exact")))
     if s["synthetic_gaze"]:
         typer.echo("note: the gaze is SYNTHETIC (fls atari-head sample) -- not a result")

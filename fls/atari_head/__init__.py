@@ -1,9 +1,10 @@
-"""Atari-HEAD (Zenodo record 3451402): download, parse, preprocess, and a synthetic stand-in sample.
+"""Atari-HEAD (Zenodo records 2603190 = "v2", the paper's, and 3451402 = "v4"): download, parse, preprocess.
 
 The human gaze recordings are the ground truth the saliency metrics score against, so they must be
 replayed through exactly the agents' preprocessing. Submodules: ``download`` (Zenodo, resumable, md5
 checked), ``parse`` (trials straight out of the game zips), ``preprocess`` (network inputs + fixation
-unions per input, one NPZ per trial), ``dataset`` (reader for that format), ``sample`` (a small
+unions per input under both gaze alignments, one NPZ per trial), ``flat`` (the v2 record's flat layout and
+its meta_data.csv), ``dataset`` (reader for that format), ``sample`` (a small
 synthetic dataset in the real on-disk layout), ``zenodo_server`` (a local stand-in for the Zenodo API).
 """
 
@@ -13,7 +14,8 @@ from dataclasses import dataclass, field
 
 from fls.games import get_game
 
-RECORD_ID = "3451402"
+RECORD_ID = "3451402"  # version 4; the paper's Table 4 used the early release 2603190 (profiles/paper.yaml)
+PAPER_RECORD_ID = "2603190"
 API_URL = "https://zenodo.org/api"
 RECORD_PAGE = f"https://zenodo.org/records/{RECORD_ID}"
 
@@ -72,6 +74,8 @@ class AtariHeadConfig:
     skip_bad_trials: bool = False
     workers: int = 1  # preprocessing processes
     sample_seed: int = 0
+    release: str = "auto"  # auto | v2 (flat, record 2603190) | v4 (per-game zips, record 3451402)
+    alignment: str = "aligned"  # gaze of each input, read by `fls score`: authors (their off-by-one) | aligned
 
     def validate(self) -> None:
         from fls.config import ConfigError
@@ -84,6 +88,10 @@ class AtariHeadConfig:
             raise ConfigError(f"atari_head: field 'workers' must be >= 1, got {self.workers}")
         if self.timeout <= 0:
             raise ConfigError(f"atari_head: field 'timeout' must be > 0, got {self.timeout}")
+        if self.release not in ("auto", "v2", "v4"):
+            raise ConfigError(f"atari_head: field 'release' must be auto, v2 or v4, got {self.release!r}")
+        if self.alignment not in ("authors", "aligned"):
+            raise ConfigError(f"atari_head: field 'alignment' must be authors or aligned, got {self.alignment!r}")
         try:
             self.games = parse_games(self.games)
         except ValueError as exc:

@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 
 from fls.atari_head import FRAME_COLS, FRAME_ROWS, AtariHeadError
-from fls.atari_head.preprocess import INDEX_COLUMNS, SCHEMA_VERSION
+from fls.atari_head.preprocess import ALIGNMENTS, FIX_ARRAYS, INDEX_COLUMNS, SCHEMA_VERSION
 
-_ARRAYS = ("inputs", "frame_ids", "episode_ids", "actions", "fix_offsets", "fix_rows", "fix_cols", "fix_counts")
+_ARRAYS = ("inputs", "frame_ids", "episode_ids", "actions")
 _SCALARS = (
     "schema_version",
+    "release",
     "game",
     "head_game",
     "trial_id",
@@ -32,18 +33,32 @@ _SCALARS = (
 
 
 class Trial:
-    """One preprocessed trial: network inputs and the fixation union of each input."""
+    """One preprocessed trial: network inputs and the fixation union of each input under one alignment.
 
-    def __init__(self, path: str | Path) -> None:
+    The NPZ holds the fixations of both alignments (``authors``, ``aligned``; fls.atari_head.preprocess);
+    ``alignment`` picks which ones ``fix_*`` and the fixation methods expose.
+    """
+
+    def __init__(self, path: str | Path, alignment: str = "aligned") -> None:
         self.path = Path(path)
+        if alignment not in ALIGNMENTS:
+            raise AtariHeadError(f"alignment must be one of {list(ALIGNMENTS)}, got {alignment!r}")
+        self.alignment = alignment
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: preprocessed trial not found")
+        fix_keys = tuple(f"{alignment}_{n}" for n in FIX_ARRAYS)
         try:
             with np.load(self.path, allow_pickle=False) as z:
-                missing = [k for k in (*_ARRAYS, *_SCALARS) if k not in z.files]
+                if "schema_version" in z.files and int(z["schema_version"]) != SCHEMA_VERSION:
+                    raise AtariHeadError(
+                        f"{self.path}: schema_version {int(z['schema_version'])}, this code reads {SCHEMA_VERSION} "
+                        f"(rerun `fls atari-head preprocess`)"
+                    )
+                missing = [k for k in (*_ARRAYS, *_SCALARS, *fix_keys) if k not in z.files]
                 if missing:
                     raise AtariHeadError(f"{self.path}: missing arrays {missing} (not an fls Atari-HEAD trial?)")
                 data = {k: z[k] for k in (*_ARRAYS, *_SCALARS)}
+                data.update({n: z[k] for n, k in zip(FIX_ARRAYS, fix_keys)})
         except (OSError, ValueError) as exc:
             if isinstance(exc, AtariHeadError):
                 raise
@@ -60,6 +75,7 @@ class Trial:
         self.fix_rows: np.ndarray = data["fix_rows"]
         self.fix_cols: np.ndarray = data["fix_cols"]
         self.fix_counts: np.ndarray = data["fix_counts"]
+        self.release = str(data["release"])
         self.game = str(data["game"])
         self.head_game = str(data["head_game"])
         self.trial_id = int(data["trial_id"])
@@ -75,7 +91,7 @@ class Trial:
             self.inputs.dtype != np.uint8
             or self.inputs.shape[1:] != (4, 84, 84)
             or self.fix_offsets.shape != (k + 1,)
-            or self.frame_ids.shape != (k,)
+            or self.frame_ids.shape != (k, 2)
             or int(self.fix_offsets[-1]) != self.fix_rows.shape[0]
             or not (self.fix_rows.shape == self.fix_cols.shape == self.fix_counts.shape)
         ):
@@ -121,8 +137,8 @@ class Trial:
         return f"Trial({self.game} {self.trial_id} {self.subject}, {self.n_inputs} inputs)"
 
 
-def load_trial(path: str | Path) -> Trial:
-    return Trial(path)
+def load_trial(path: str | Path, alignment: str = "aligned") -> Trial:
+    return Trial(path, alignment)
 
 
 def load_index(directory: str | Path) -> pd.DataFrame:
@@ -131,7 +147,9 @@ def load_index(directory: str | Path) -> pd.DataFrame:
     p = directory / "index.csv"
     if not p.exists():
         raise FileNotFoundError(f"{p}: no index.csv (run `fls atari-head preprocess --out {directory}`)")
-    df = pd.read_csv(p, dtype={"subject": str, "stem": str, "path": str, "skipped": str}, keep_default_na=False)
+    df = pd.read_csv(
+        p, dtype={"release": str, "subject": str, "stem": str, "path": str, "skipped": str}, keep_default_na=False
+    )
     missing = [c for c in INDEX_COLUMNS if c not in df.columns]
     if missing:
         raise AtariHeadError(f"{p}: missing columns {missing}")
@@ -140,7 +158,7 @@ def load_index(directory: str | Path) -> pd.DataFrame:
     return df
 
 
-def iter_trials(directory: str | Path, game: str | None = None) -> Iterator[Trial]:
+def iter_trials(directory: str | Path, game: str | None = None, alignment: str = "aligned") -> Iterator[Trial]:
     """Every non-skipped trial in the index (optionally of one game, by paper or Atari-HEAD name)."""
     from fls.atari_head import paper_game
 
@@ -149,4 +167,4 @@ def iter_trials(directory: str | Path, game: str | None = None) -> Iterator[Tria
     if game is not None:
         df = df[df["game"] == paper_game(game)]
     for path in df["path"]:
-        yield Trial(path)
+        yield Trial(path, alignment)

@@ -1,5 +1,9 @@
 """Fetch Atari-HEAD from Zenodo (or take it from a folder) and make sure every byte is the published one.
 
+Release v4 (record 3451402) is one zip per game; the early release v2 (record 2603190, the paper's) is flat,
+one ``.tar.bz2`` + ``.txt`` per trial: there ``meta_data.csv`` is fetched first and only the trials of the
+requested games follow (fls.atari_head.flat).
+
 The zips are large (GBs per game) and Zenodo connections drop, so a transfer goes to ``<name>.part``,
 resumes with an HTTP Range request, retries with exponential backoff, and only becomes ``<name>``
 (atomic rename) once its size and md5 match the record listing. A file that is already complete is
@@ -25,7 +29,8 @@ from urllib.parse import quote
 
 from tqdm import tqdm
 
-from fls.atari_head import API_URL, RECORD_ID, AtariHeadError, parse_games
+from fls.atari_head import API_URL, HEAD_GAMES, RECORD_ID, AtariHeadError, parse_games
+from fls.atari_head.flat import META_FILE, RECORD_RELEASE, RELEASES, parse_meta, trial_keys
 from fls.atomic import atomic_path, atomic_write_json
 
 EXTRA_FILES = ("meta_data.csv", "action_enums.txt")
@@ -228,6 +233,17 @@ def _fetch(remote: RemoteFile, dest: Path, *, retries: int, backoff: float, time
     os.replace(part, dest)
 
 
+def record_release(record_id: str, keys: list[str] | set[str], release: str = "auto") -> str:
+    """"v2" or "v4": as given, else by record id (2603190 / 3451402), else by layout (any ``<game>.zip``: v4)."""
+    if release in RELEASES:
+        return release
+    if release != "auto":
+        raise DownloadError(f"release must be auto, v2 or v4, got {release!r}")
+    if str(record_id) in RECORD_RELEASE:
+        return RECORD_RELEASE[str(record_id)]
+    return "v4" if any(f"{g}.zip" in keys for g in HEAD_GAMES) else "v2"
+
+
 def download(
     games: str | list[str] | None,
     out_dir: str | Path,
@@ -238,22 +254,21 @@ def download(
     backoff: float = 2.0,
     timeout: float = 60.0,
     progress: bool = True,
+    release: str = "auto",
 ) -> DownloadResult:
-    """Download the game zips of ``games`` plus meta_data.csv / action_enums.txt into ``out_dir``.
+    """Download the files of ``games`` plus meta_data.csv / action_enums.txt into ``out_dir``.
 
-    The record JSON is saved as ``out_dir/record.json`` so the files can be re-verified offline.
+    v4: the game zips. v2: meta_data.csv first, then the ``.tar.bz2`` + ``.txt`` of each trial it lists
+    for ``games``. The record JSON is saved as ``out_dir/record.json`` so the files can be re-verified offline.
     """
     out = Path(out_dir)
-    keys = wanted_keys(games)
     record = fetch_record(api_url, record_id, retries=retries, backoff=backoff, timeout=timeout)
     listing = record_files(record, api_url, record_id)
-    missing = [k for k in keys if k not in listing]
-    if missing:
-        raise DownloadError(f"record {record_id} has no {', '.join(missing)} (files: {', '.join(sorted(listing))})")
-    keys += [k for k in EXTRA_FILES if k in listing]
+    release = record_release(record_id, set(listing), release)
     atomic_write_json(out / "record.json", record)
     result = DownloadResult()
-    for key in keys:
+
+    def get(key: str) -> None:
         dest = out / key
         remote = listing[key]
         if dest.exists() and verify_file(dest, remote) is None:
@@ -262,6 +277,25 @@ def download(
             _fetch(remote, dest, retries=retries, backoff=backoff, timeout=timeout, progress=progress)
             result.downloaded.append(key)
         result.files[key] = dest
+
+    if release == "v2":
+        if META_FILE not in listing:
+            raise DownloadError(f"record {record_id} has no {META_FILE} (a v2 record lists its trials there)")
+        get(META_FILE)
+        meta = parse_meta((out / META_FILE).read_text(encoding="utf-8"), str(out / META_FILE))
+        try:
+            keys = trial_keys(meta, parse_games(games), sorted(listing), f"record {record_id}")
+        except AtariHeadError as exc:
+            raise DownloadError(str(exc)) from None
+        keys += [k for k in EXTRA_FILES if k in listing and k != META_FILE]
+    else:
+        keys = wanted_keys(games)
+        missing = [k for k in keys if k not in listing]
+        if missing:
+            raise DownloadError(f"record {record_id} has no {', '.join(missing)} (files: {', '.join(sorted(listing))})")
+        keys += [k for k in EXTRA_FILES if k in listing]
+    for key in keys:
+        get(key)
     return result
 
 
@@ -296,20 +330,32 @@ def from_dir(
     out_dir: str | Path,
     *,
     record: str | Path | None = None,
+    release: str = "auto",
 ) -> DownloadResult:
     """Verify hand-placed files in ``src`` and put them into ``out_dir`` (nothing is copied if equal).
 
     With a record listing (``record`` or ``src/record.json``, the JSON of the Zenodo record) every file
-    is checked against its size and md5; otherwise each zip must open and contain the trial layout.
+    is checked against its size and md5; otherwise each zip must open and contain the trial layout
+    (v4), or each listed trial must have both files (v2, where meta_data.csv says which trials to take).
     """
     src, out = Path(src), Path(out_dir)
     if not src.is_dir():
         raise FileNotFoundError(f"{src}: --from-dir folder not found")
-    keys = wanted_keys(games)
-    for k in keys:
-        if not (src / k).exists():
-            raise FileNotFoundError(f"{src / k}: not found; {_manual_hint(RECORD_ID, keys)}")
-    keys += [k for k in EXTRA_FILES if (src / k).exists()]
+    if release == "auto":
+        release = "v4" if any((src / k).exists() for k in wanted_keys(games)) else ("v2" if (src / META_FILE).exists() else "v4")
+    if release == "v2":
+        if not (src / META_FILE).exists():
+            raise FileNotFoundError(f"{src / META_FILE}: not found (a v2 folder lists its trials there)")
+        meta = parse_meta((src / META_FILE).read_text(encoding="utf-8"), str(src / META_FILE))
+        names = sorted(p.name for p in src.iterdir() if p.is_file())
+        keys = [META_FILE, *trial_keys(meta, parse_games(games), names, str(src))]
+        keys += [k for k in EXTRA_FILES if (src / k).exists() and k not in keys]
+    else:
+        keys = wanted_keys(games)
+        for k in keys:
+            if not (src / k).exists():
+                raise FileNotFoundError(f"{src / k}: not found; {_manual_hint(RECORD_ID, keys)}")
+        keys += [k for k in EXTRA_FILES if (src / k).exists()]
     rec_path = Path(record) if record is not None else src / "record.json"
     listing: dict[str, RemoteFile] | None = None
     if rec_path.exists():

@@ -266,11 +266,11 @@ def read_labels(zf: zipfile.ZipFile, ref: TrialRef) -> Labels:
     return parse_labels(text, ref.name)
 
 
-def read_frame_pngs(zf: zipfile.ZipFile, ref: TrialRef) -> dict[int, bytes]:
-    """PNG bytes by frame number, streamed from the trial's tar.bz2 (members in any order)."""
+def read_pngs_from_tar(raw, ref: TrialRef) -> dict[int, bytes]:
+    """PNG bytes by frame number from a tar.bz2 stream ``raw`` (members in any order)."""
     frames: dict[int, bytes] = {}
     try:
-        with zf.open(ref.archive) as raw, tarfile.open(fileobj=raw, mode="r|bz2") as tar:
+        with tarfile.open(fileobj=raw, mode="r|bz2") as tar:
             for member in tar:
                 if not member.isfile():
                     continue
@@ -291,6 +291,17 @@ def read_frame_pngs(zf: zipfile.ZipFile, ref: TrialRef) -> dict[int, bytes]:
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error, KeyError) as exc:
         raise AtariHeadError(f"{ref.name}: corrupt frame archive {ref.archive} ({type(exc).__name__}: {exc})") from None
     return frames
+
+
+def read_frame_pngs(zf: zipfile.ZipFile, ref: TrialRef) -> dict[int, bytes]:
+    """PNG bytes by frame number, streamed from the trial's tar.bz2 inside the game zip."""
+    try:
+        with zf.open(ref.archive) as raw:
+            return read_pngs_from_tar(raw, ref)
+    except AtariHeadError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, KeyError) as exc:
+        raise AtariHeadError(f"{ref.name}: corrupt frame archive {ref.archive} ({type(exc).__name__}: {exc})") from None
 
 
 def decode_png(data: bytes, where: str) -> np.ndarray:
@@ -322,8 +333,11 @@ class RawTrial:
 
 def read_trial(zf: zipfile.ZipFile, ref: TrialRef) -> RawTrial:
     """Labels + frames of one trial; frames must be numbered 1..N and match the label rows in order."""
-    labels = read_labels(zf, ref)
-    pngs = read_frame_pngs(zf, ref)
+    return check_trial(ref, read_labels(zf, ref), read_frame_pngs(zf, ref))
+
+
+def check_trial(ref: TrialRef, labels: Labels, pngs: dict[int, bytes]) -> RawTrial:
+    """The trial, once its frames are numbered 1..N and line up with the label rows (else AtariHeadError)."""
     n = labels.n_frames
     if n == 0 and not pngs:
         raise AtariHeadError(f"{ref.name}: empty trial (no frames, no label rows)")

@@ -1,17 +1,21 @@
 """Replay Atari-HEAD trials through the agents' preprocessing and pair each network input with its gaze.
 
-SPEC "Atari-HEAD" scoring alignment, with the 1-based frame numbers of the files: network input k
-(k = 0, 1, ...) stacks the processed frames of skips m = k-3..k (m >= 0), where skip m's processed
-frame is ``fls.preprocessing.process_pair(frame 4m+2, frame 4m+3)``. Its fixations are the union,
-with counts, of the gazes of those (up to) 8 raw frames, at 210x160, rounded to the nearest pixel.
+SPEC "Atari-HEAD", 1-based file numbers. The trial is replayed as the authors' streaming-image env does
+it, with no no-op and no fire reset: the reset observation (step 0) is file 1 alone; step m >= 1 is the
+pixel-wise max of files 4m and 4m+1; each is processed to 84x84 gray and input k stacks steps k-3..k, the
+slots before the reset zeroed (``fls.preprocessing.stack_inputs``). A trial of N files gives
+``(N - 2) // 4 + 1`` inputs (step m needs file 4m+2 to exist: the env ends the episode when it reads past
+the last file, and that last step's observation is replaced by a reset).
 
-The first three inputs have fewer than 4 real skips; their missing stack slots are zeros, which is
-exactly what ``ale_py.vector_env.AtariVectorEnv`` (the env ``fls.envs`` builds on) returns after a
-reset with ``noop_max=0`` (measured: slots 0-2 all zero, slot 3 the first frame), and what
-``fls.preprocessing.stack_inputs`` produces. They are kept as valid inputs (the agents see such
-stacks at every episode start), and their fixation union covers only the skips that exist.
-Stacks run on across episode boundaries inside a trial (the recording is continuous); the
-episode of each input's last raw frame is stored so a scorer can filter if it wants to.
+The gaze of input k is the union, with counts, at 210x160, of the gaze of label rows chosen by the
+alignment (both are stored in every NPZ, the scorer picks one, ``ALIGNMENTS``):
+
+- ``authors``: rows whose frame number is in {4m-1, 4m : m = k-3..k}, one frame earlier than the images,
+  as the authors' ``benchmark_atari_head.py`` selects them; input 0 therefore has no gaze.
+- ``aligned``: the rows of the very files each slot was pooled from ({4m, 4m+1}; {1} for step 0).
+
+Stacks run on across episode boundaries inside a trial (the recording is continuous); the episode of
+each input's last file is stored so a scorer can filter if it wants to.
 
 One NPZ per trial (schema: docs/atari_head.md) and an ``index.csv`` listing every trial.
 """
@@ -30,12 +34,16 @@ import numpy as np
 from tqdm import tqdm
 
 from fls.atari_head import FRAME_COLS, AtariHeadError, paper_game, parse_games
+from fls.atari_head.flat import RELEASES, detect_release, discover_flat_trials, read_flat_trial
 from fls.atari_head.parse import RawTrial, TrialRef, discover_trials, gaze_pixels, read_trial
 from fls.atomic import atomic_path, atomic_write_text
 from fls.preprocessing import FRAME_SKIP, STACK, process_pair, stack_inputs
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+ALIGNMENTS = ("authors", "aligned")
+FIX_ARRAYS = ("fix_offsets", "fix_rows", "fix_cols", "fix_counts")
 INDEX_COLUMNS = (
+    "release",
     "trial_id",
     "game",
     "subject",
@@ -51,34 +59,48 @@ INDEX_COLUMNS = (
 )
 
 
-def skip_frames(m: int) -> tuple[int, int]:
-    """The two raw frames (1-based numbers) max-pooled into skip m's processed frame."""
-    return FRAME_SKIP * m + 2, FRAME_SKIP * m + 3
+def step_files(m: int) -> tuple[int, int]:
+    """The two files (1-based) max-pooled into step m's frame: (1, 1) for the reset, else (4m, 4m+1)."""
+    return (1, 1) if m == 0 else (FRAME_SKIP * m, FRAME_SKIP * m + 1)
+
+
+def gaze_files(m: int, alignment: str) -> tuple[int, ...]:
+    """The files (1-based) whose label rows give step m's gaze under ``alignment``."""
+    if alignment == "authors":
+        return tuple(f for f in (FRAME_SKIP * m - 1, FRAME_SKIP * m) if f >= 1)
+    if alignment == "aligned":
+        return (1,) if m == 0 else step_files(m)
+    raise ValueError(f"alignment must be one of {list(ALIGNMENTS)}, got {alignment!r}")
 
 
 def input_raw_frames(k: int) -> list[int]:
-    """The raw frames (1-based) that network input k is built from, oldest first."""
+    """The files (1-based) network input k's image is built from, oldest first (repeats removed)."""
     out: list[int] = []
     for m in range(max(0, k - STACK + 1), k + 1):
-        out.extend(skip_frames(m))
+        out.extend(f for f in step_files(m) if f not in out)
+    return out
+
+
+def input_gaze_frames(k: int, alignment: str) -> list[int]:
+    """The label rows (1-based frame numbers) whose gaze forms input k's fixations, oldest first."""
+    out: list[int] = []
+    for m in range(max(0, k - STACK + 1), k + 1):
+        out.extend(gaze_files(m, alignment))
     return out
 
 
 def count_inputs(n_frames: int) -> int:
-    """Number of complete skips (both pooled frames exist) in a trial of ``n_frames`` raw frames."""
-    return 0 if n_frames < 3 else (n_frames - 3) // FRAME_SKIP + 1
+    """Steps the replay of ``n_frames`` files yields (step m needs file 4m+2; none without 2 files)."""
+    return 0 if n_frames < 2 else (n_frames - 2) // FRAME_SKIP + 1
 
 
 @dataclass
 class TrialArrays:
     inputs: np.ndarray  # (K, 4, 84, 84) uint8
-    frame_ids: np.ndarray  # (K,) int32
+    frame_ids: np.ndarray  # (K, 2) int32: the files the last slot pooled
     episode_ids: np.ndarray  # (K,) int32, -1 where null
     actions: np.ndarray  # (K,) int16, -1 where null
-    fix_offsets: np.ndarray  # (K+1,) int64
-    fix_rows: np.ndarray  # int16
-    fix_cols: np.ndarray  # int16
-    fix_counts: np.ndarray  # int32
+    fixations: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]  # alignment -> CSR arrays
 
 
 def build_inputs(trial: RawTrial) -> np.ndarray:
@@ -88,29 +110,30 @@ def build_inputs(trial: RawTrial) -> np.ndarray:
         return np.zeros((0, STACK, 84, 84), dtype=np.uint8)
     processed = np.empty((k, 84, 84), dtype=np.uint8)
     for m in range(k):
-        a, b = skip_frames(m)
-        processed[m] = process_pair(trial.frame(a), trial.frame(b))
+        a, b = step_files(m)
+        fa = trial.frame(a)
+        processed[m] = process_pair(fa, fa if b == a else trial.frame(b))
     return stack_inputs(processed)
 
 
-def build_fixations(trial: RawTrial) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def build_fixations(trial: RawTrial, alignment: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """CSR fixation unions per input: offsets (K+1,), rows, cols, counts (unique pixels, row-major order)."""
     labels = trial.labels
     k_total = count_inputs(trial.n_frames)
-    # Linear pixel indices of the kept gazes of each skip's two frames.
-    per_skip: list[np.ndarray] = []
+    # Linear pixel indices of the kept gazes of each step's gaze files.
+    per_step: list[np.ndarray] = []
     for m in range(k_total):
-        parts = []
-        for f in skip_frames(m):
+        parts = [np.zeros(0, dtype=np.int64)]
+        for f in gaze_files(m, alignment):
             x, y = labels.gaze(f - 1)
             rows, cols, ok = gaze_pixels(x, y)
             parts.append((rows[ok] * FRAME_COLS + cols[ok]).astype(np.int64))
-        per_skip.append(np.concatenate(parts))
+        per_step.append(np.concatenate(parts))
     offsets = np.zeros(k_total + 1, dtype=np.int64)
     lin_all: list[np.ndarray] = []
     cnt_all: list[np.ndarray] = []
     for k in range(k_total):
-        lin = np.concatenate(per_skip[max(0, k - STACK + 1) : k + 1])
+        lin = np.concatenate(per_step[max(0, k - STACK + 1) : k + 1])
         uniq, counts = np.unique(lin, return_counts=True)
         lin_all.append(uniq)
         cnt_all.append(counts)
@@ -127,33 +150,27 @@ def build_fixations(trial: RawTrial) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 def trial_arrays(trial: RawTrial) -> TrialArrays:
     k = count_inputs(trial.n_frames)
-    last = np.array([skip_frames(m)[1] for m in range(k)], dtype=np.int32)
-    ep = np.array([trial.labels.episode_id[f - 1] for f in last], dtype=object)
-    ac = np.array([trial.labels.action[f - 1] for f in last], dtype=object)
-    offsets, rows, cols, counts = build_fixations(trial)
+    pooled = np.array([step_files(m) for m in range(k)], dtype=np.int32).reshape(k, 2)
+    last = pooled[:, 1]
+    ep = [trial.labels.episode_id[f - 1] for f in last]
+    ac = [trial.labels.action[f - 1] for f in last]
     return TrialArrays(
         inputs=build_inputs(trial),
-        frame_ids=last,
+        frame_ids=pooled,
         episode_ids=np.array([-1 if v is None else v for v in ep], dtype=np.int32),
         actions=np.array([-1 if v is None else v for v in ac], dtype=np.int16),
-        fix_offsets=offsets,
-        fix_rows=rows,
-        fix_cols=cols,
-        fix_counts=counts,
+        fixations={a: build_fixations(trial, a) for a in ALIGNMENTS},
     )
 
 
-def write_trial_npz(path: Path, ref: TrialRef, trial: RawTrial, arrays: TrialArrays) -> None:
+def write_trial_npz(path: Path, ref: TrialRef, trial: RawTrial, arrays: TrialArrays, release: str) -> None:
     payload: dict[str, Any] = {
         "inputs": arrays.inputs,
         "frame_ids": arrays.frame_ids,
         "episode_ids": arrays.episode_ids,
         "actions": arrays.actions,
-        "fix_offsets": arrays.fix_offsets,
-        "fix_rows": arrays.fix_rows,
-        "fix_cols": arrays.fix_cols,
-        "fix_counts": arrays.fix_counts,
         "schema_version": np.int32(SCHEMA_VERSION),
+        "release": np.str_(release),
         "game": np.str_(paper_game(ref.game)),
         "head_game": np.str_(ref.game),
         "trial_id": np.int64(ref.trial_id),
@@ -165,6 +182,9 @@ def write_trial_npz(path: Path, ref: TrialRef, trial: RawTrial, arrays: TrialArr
         "n_gaze_dropped": np.int64(trial.labels.n_dropped),
         "n_null_gaze": np.int64(trial.labels.n_null_gaze),
     }
+    for alignment, csr in arrays.fixations.items():
+        for name, arr in zip(FIX_ARRAYS, csr):
+            payload[f"{alignment}_{name}"] = arr
     with atomic_path(path) as tmp:
         np.savez_compressed(tmp, **payload)
 
@@ -198,10 +218,14 @@ class PreprocessSummary:
         }
 
 
-def _process_trial(zip_path: Path, ref: TrialRef, out_dir: Path, skip_bad_trials: bool) -> dict[str, Any]:
-    """Read, preprocess and write one trial; returns its index row (``skipped`` set when it was bad)."""
+def _process_trial(source: Path, ref: TrialRef, out_dir: Path, skip_bad_trials: bool, release: str) -> dict[str, Any]:
+    """Read, preprocess and write one trial; returns its index row (``skipped`` set when it was bad).
+
+    ``source`` is the game zip (v4) or the flat record folder (v2).
+    """
     rel = Path("trials") / paper_game(ref.game) / f"{ref.trial_id}.npz"
     row: dict[str, Any] = {
+        "release": release,
         "trial_id": ref.trial_id,
         "game": paper_game(ref.game),
         "subject": ref.subject,
@@ -216,15 +240,18 @@ def _process_trial(zip_path: Path, ref: TrialRef, out_dir: Path, skip_bad_trials
         "skipped": "",
     }
     try:
-        with zipfile.ZipFile(zip_path) as zf:
-            trial = read_trial(zf, ref)
+        if release == "v2":
+            trial = read_flat_trial(source, ref)
+        else:
+            with zipfile.ZipFile(source) as zf:
+                trial = read_trial(zf, ref)
         arrays = trial_arrays(trial)
     except AtariHeadError as exc:
         if not skip_bad_trials:
             raise
         row["skipped"] = str(exc)
         return row
-    write_trial_npz(out_dir / rel, ref, trial, arrays)
+    write_trial_npz(out_dir / rel, ref, trial, arrays, release)
     row.update(
         n_frames=trial.n_frames,
         n_inputs=int(arrays.inputs.shape[0]),
@@ -244,8 +271,12 @@ def preprocess(
     skip_bad_trials: bool = False,
     workers: int = 1,
     progress: bool = True,
+    release: str = "auto",
 ) -> PreprocessSummary:
-    """Preprocess every trial of ``games`` found in ``in_dir/<game>.zip`` into ``out_dir``.
+    """Preprocess every trial of ``games`` found in ``in_dir`` into ``out_dir``.
+
+    ``release``: "v4" (``in_dir/<game>.zip``), "v2" (flat trials + meta_data.csv, record 2603190) or
+    "auto" (``fls.atari_head.flat.detect_release``).
 
     With ``skip_bad_trials`` a trial that fails to parse is listed in ``index.csv`` with its reason in
     ``skipped`` (and no NPZ); otherwise the first bad trial raises ``AtariHeadError``. ``workers`` > 1
@@ -256,37 +287,49 @@ def preprocess(
     if workers < 1:
         raise ValueError(f"preprocess: workers must be >= 1, got {workers}")
     heads = parse_games(games)
-    zips = {g: in_dir / f"{g}.zip" for g in heads}
-    for g, z in zips.items():
-        if not z.exists():
-            raise FileNotFoundError(f"{z}: Atari-HEAD zip for '{g}' not found (run `fls atari-head download` first)")
-        if not zipfile.is_zipfile(z):
-            raise AtariHeadError(f"{z}: not a readable zip file")
+    if release == "auto":
+        release = detect_release(in_dir, heads)
+    if release not in RELEASES:
+        raise ValueError(f"preprocess: release must be auto, v2 or v4, got {release!r}")
     t0 = time.perf_counter()
     jobs: list[tuple[Path, TrialRef]] = []
+    if release == "v4":
+        zips = {g: in_dir / f"{g}.zip" for g in heads}
+        for g, z in zips.items():
+            if not z.exists():
+                raise FileNotFoundError(f"{z}: Atari-HEAD zip for '{g}' not found (run `fls atari-head download` first)")
+            if not zipfile.is_zipfile(z):
+                raise AtariHeadError(f"{z}: not a readable zip file")
     for g in heads:
-        refs = discover_trials(zips[g], g)
-        if not refs:
-            raise AtariHeadError(f"{zips[g]}: no trials found under {g}/ (expected {g}/<trial>.tar.bz2 + .txt)")
+        if release == "v4":
+            where = zips[g]
+            refs = discover_trials(where, g)
+            if not refs:
+                raise AtariHeadError(f"{where}: no trials found under {g}/ (expected {g}/<trial>.tar.bz2 + .txt)")
+        else:
+            where = in_dir
+            refs = discover_flat_trials(in_dir, g)
+            if not refs:
+                raise AtariHeadError(f"{in_dir / 'meta_data.csv'}: lists no trial of {g}")
         seen: dict[int, str] = {}
         for ref in refs:
             if ref.trial_id in seen:
-                raise AtariHeadError(f"{zips[g]}: trial id {ref.trial_id} appears twice ({seen[ref.trial_id]}, {ref.name})")
+                raise AtariHeadError(f"{where}: trial id {ref.trial_id} appears twice ({seen[ref.trial_id]}, {ref.name})")
             seen[ref.trial_id] = ref.name
-            jobs.append((zips[g], ref))
+            jobs.append((where, ref))
     bar = tqdm(total=len(jobs), desc="atari-head preprocess", unit="trial", disable=not progress)
     rows: list[dict[str, Any]] = []
     try:
         if workers == 1:
             for z, ref in jobs:
-                rows.append(_process_trial(z, ref, out_dir, skip_bad_trials))
+                rows.append(_process_trial(z, ref, out_dir, skip_bad_trials, release))
                 bar.update(1)
                 bar.set_postfix(frames=sum(r["n_frames"] for r in rows))
         else:
             from concurrent.futures import ProcessPoolExecutor
 
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(_process_trial, z, ref, out_dir, skip_bad_trials) for z, ref in jobs]
+                futures = [pool.submit(_process_trial, z, ref, out_dir, skip_bad_trials, release) for z, ref in jobs]
                 for fut in futures:  # in job order, so index.csv does not depend on scheduling
                     rows.append(fut.result())
                     bar.update(1)

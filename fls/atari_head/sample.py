@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from ale_py import Action, ALEInterface, LoggerMode, roms
 
-from fls.atari_head import FRAME_COLS, FRAME_ROWS, RECORD_ID, parse_games
+from fls.atari_head import FRAME_COLS, FRAME_ROWS, PAPER_RECORD_ID, RECORD_ID, parse_games
 from fls.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 SUBJECT = "SYN"
@@ -45,6 +45,10 @@ META_COLUMNS = (
     "percent_bad_frames",
     "synthetic",
 )
+# The early release's meta_data.csv (record 2603190): the columns the authors read, plus a few.
+V2_META_COLUMNS = ("TrialNumber", "Subject", "Game", "NumberOfFrames", "HighestScore", "synthetic")
+V2_GAME = {"breakout": "Breakout", "enduro": "Enduro", "ms_pacman": "Mspacman", "seaquest": "Seaquest",
+           "space_invaders": "SpaceInvaders"}
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 README = """\
 SYNTHETIC Atari-HEAD sample -- NOT HUMAN DATA.
@@ -225,8 +229,17 @@ def make_sample(
     frames_per_trial: int = 300,
     trials_per_game: int = 2,
     highscore_trials: int = 1,
+    release: str = "v4",
 ) -> dict[str, Path]:
-    """Write the synthetic dataset into ``out_dir``; returns {file key: path}."""
+    """Write the synthetic dataset into ``out_dir``; returns {file key: path}.
+
+    ``release`` "v4": per-game zips (highscore trials under ``<game>/highscore/``), record 3451402. "v2": the
+    early release's flat layout (every trial's ``.tar.bz2`` + ``.txt`` at the root, highscore trials as plain
+    trials) and its meta_data.csv with numbers written as floats ("200.0"), ``Mspacman`` spelling, and one
+    row with an empty cell (a reader must drop it), record 2603190.
+    """
+    if release not in ("v2", "v4"):
+        raise ValueError(f"sample: release must be v2 or v4, got {release!r}")
     if frames_per_trial < 1 or trials_per_game < 0 or highscore_trials < 0 or trials_per_game + highscore_trials < 1:
         raise ValueError(
             f"sample: need frames_per_trial >= 1 and at least one trial, got {frames_per_trial=}, "
@@ -236,12 +249,20 @@ def make_sample(
     heads = parse_games(games)
     files: dict[str, bytes] = {}
     meta_rows: list[list[str]] = []
+    v2_rows: list[list[str]] = []
     for gi, game in enumerate(heads):
         members: list[ZipTrial] = []
         for j in range(trials_per_game + highscore_trials):
-            hs = j >= trials_per_game
+            hs = j >= trials_per_game and release == "v4"
             trial_id = 100 * (gi + 1) + j + 1
             t = _play_trial(game, [seed, gi, j], frames_per_trial, trial_id, hs)
+            if release == "v2":
+                files[f"{t.stem}.tar.bz2"] = t.tar_bz2
+                files[f"{t.stem}.txt"] = t.labels.encode()
+                v2_rows.append(
+                    [f"{t.trial_id}.0", SUBJECT, V2_GAME[game], f"{float(t.n_frames)}", f"{float(t.max_score)}", "1"]
+                )
+                continue
             members.append(ZipTrial(stem=t.stem, highscore=hs, tar_bz2=t.tar_bz2, labels=t.labels))
             meta_rows.append(
                 [
@@ -258,11 +279,16 @@ def make_sample(
                     "1",
                 ]
             )
-        files[f"{game}.zip"] = game_zip_bytes(game, members)
+        if release == "v4":
+            files[f"{game}.zip"] = game_zip_bytes(game, members)
     meta = io.StringIO()
     w = csv.writer(meta, lineterminator="\n")
-    w.writerow(META_COLUMNS)
-    w.writerows(meta_rows)
+    if release == "v4":
+        w.writerow(META_COLUMNS)
+        w.writerows(meta_rows)
+    else:
+        w.writerow(V2_META_COLUMNS)
+        w.writerows(v2_rows[:1] + [["999.0", SUBJECT, "Breakout", "", "", "1"]] + v2_rows[1:])
     files["meta_data.csv"] = meta.getvalue().encode()
     enums = sorted(Action.__members__.items(), key=lambda kv: kv[1].value)
     files["action_enums.txt"] = "".join(f"{name} = {a.value}\n" for name, a in enums).encode()
@@ -270,7 +296,11 @@ def make_sample(
     for key, data in files.items():
         paths[key] = atomic_write_bytes(out / key, data)
     atomic_write_text(out / "README_SYNTHETIC.txt", README.format(seed=seed))
-    rec = record_json(files, title=f"Atari-HEAD SYNTHETIC sample (fls, seed {seed}) -- not human data")
+    rec = record_json(
+        files,
+        PAPER_RECORD_ID if release == "v2" else RECORD_ID,
+        title=f"Atari-HEAD SYNTHETIC sample ({release} layout, fls, seed {seed}) -- not human data",
+    )
     atomic_write_json(out / "record.json", rec)
     paths["record.json"] = out / "record.json"
     paths["README_SYNTHETIC.txt"] = out / "README_SYNTHETIC.txt"

@@ -29,9 +29,10 @@ from fls.config import ConfigError
 
 METHODS = ("attention", "uniform", "center_bias", "perturbation", "gradient")
 MODEL_METHODS = ("attention", "perturbation", "gradient")
-METRICS = ("nss", "kl", "sauc")
-PER_INPUT_COLUMNS = ("trial_id", "subject", "input", "frame_id", "n_fixations", "nss", "kl", "sauc")
-SCHEMA_VERSION = 1
+METRICS = ("nss", "kl", "sauc", "sauc_exact")
+PER_INPUT_COLUMNS = ("trial_id", "subject", "input", "frame_id", "n_fixations", "nss", "kl", "sauc", "sauc_exact")
+PROTOCOLS = ("authors", "fls")
+SCHEMA_VERSION = 2
 
 
 class ScoringError(ValueError):
@@ -43,6 +44,9 @@ class ScoreConfig:
     """The ``score`` section of params.yaml."""
 
     method: Literal["attention", "uniform", "center_bias", "perturbation", "gradient"] = "attention"
+    # authors: maps divided by the trial maximum, KL "0" = |s| <= 1e-8, sAUC others among all inputs (Table 4);
+    # fls: per-map relative KL test, others among the inputs with fixations (docs/saliency_metrics.md)
+    protocol: Literal["authors", "fls"] = "fls"
     batch_size: int = 64  # network inputs per forward pass / metric batch
     n_draws: int = 100  # shuffled AUC: negative draws averaged per input
     n_other: int = 10  # shuffled AUC: other inputs of the trial whose fixations give the negatives
@@ -61,6 +65,8 @@ class ScoreConfig:
         where = "score"
         if self.method not in METHODS:
             raise ConfigError(f"{where}: field 'method' must be one of {list(METHODS)}, got {self.method!r}")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"{where}: field 'protocol' must be one of {list(PROTOCOLS)}, got {self.protocol!r}")
         for name in ("batch_size", "n_draws", "perturb_stride"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}: field '{name}' must be >= 1, got {getattr(self, name)}")
@@ -100,6 +106,37 @@ class SaliencySource:
 
             self._reference = reference_map(method, M.FRAME_SHAPE, sigma_frac=cfg.center_sigma)
 
+    def native(self, obs: np.ndarray) -> np.ndarray:
+        """(B, h, w) float32 maps before upscaling to the frame (84x84 for the model methods).
+
+        The authors divide these by their maximum over the whole trial and only then upscale; upscaling is
+        linear, so ``to_frame(native / c)`` is ``self(obs) / c`` up to float rounding.
+        """
+        if self._reference is not None:
+            return np.broadcast_to(self._reference, (len(obs), *self._reference.shape))
+        from fls.models.saliency import render_84
+        from fls.scoring.posthoc import gradient_saliency, perturbation_saliency
+
+        x = torch.from_numpy(np.ascontiguousarray(obs)).to(self.device)
+        if self.method == "attention":
+            with torch.inference_mode():
+                m84 = render_84(self.model(x).attention, self.model.spec)
+        elif self.method == "perturbation":
+            m84 = perturbation_saliency(
+                self.model, x, sigma=self.cfg.perturb_sigma, stride=self.cfg.perturb_stride, blur_sigma=self.cfg.perturb_blur
+            )
+        else:
+            m84 = gradient_saliency(self.model, x)
+        return m84.detach().float().cpu().numpy()
+
+    def to_frame(self, native: np.ndarray) -> np.ndarray:
+        """(B, 210, 160) float64 frame maps from ``native`` maps (bilinear, as ``render_frame``)."""
+        if self._reference is not None:
+            return np.asarray(native, dtype=np.float64)
+        from fls.scoring.posthoc import to_frame
+
+        return to_frame(torch.from_numpy(np.ascontiguousarray(native, dtype=np.float32))).double().numpy()
+
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         if self._reference is not None:
             return np.broadcast_to(self._reference, (len(obs), *self._reference.shape))
@@ -137,32 +174,70 @@ def negative_map(trial: Any, others: np.ndarray) -> np.ndarray:
     return out
 
 
+def trial_max(source: SaliencySource, trial: Any, ks: np.ndarray, batch_size: int) -> tuple[float, list[np.ndarray]]:
+    """(maximum of the native maps over inputs ``ks``, those maps batch by batch): the authors' divisor.
+
+    Their code renders the attention of every step of the replayed trial (with or without fixations) and
+    divides all of it by the largest value, unless that is ~0 (``np.allclose(max, 0)``: divisor 1).
+    """
+    maps: list[np.ndarray] = []
+    top = 0.0
+    for b0 in range(0, len(ks), batch_size):
+        m = source.native(trial.inputs[ks[b0 : b0 + batch_size]])
+        maps.append(m)
+        if m.size:
+            top = max(top, float(np.max(m)))
+    return (top if not np.isclose(top, 0.0) else 1.0), maps
+
+
 def score_trial(trial: Any, source: SaliencySource, cfg: ScoreConfig) -> pd.DataFrame:
-    """Per-input metrics of one trial (inputs ``0..max_inputs-1``); columns ``PER_INPUT_COLUMNS``."""
+    """Per-input metrics of one trial (inputs ``0..max_inputs-1``); columns ``PER_INPUT_COLUMNS``.
+
+    ``cfg.protocol`` "authors": every map of the scored inputs is divided by their maximum (``trial_max``;
+    with ``max_inputs`` the maximum is over the scored inputs only), KL's "0" is absolute, the sAUC others
+    come from all other inputs. "fls": maps as rendered, relative KL test, others among fixated inputs.
+    """
+    authors = cfg.protocol == "authors"
     totals = fixation_totals(trial)
     has_fix = totals > 0
     k_all = np.arange(trial.n_inputs if cfg.max_inputs is None else min(trial.n_inputs, cfg.max_inputs))
+    pool = "all" if authors else "fixated"
+    zero_test = "absolute" if authors else "relative"
+    native: list[np.ndarray] = []
+    divisor = 1.0
+    if authors:
+        divisor, native = trial_max(source, trial, k_all, cfg.batch_size)
     cols: dict[str, list[np.ndarray]] = {m: [] for m in METRICS}
-    for b0 in range(0, len(k_all), cfg.batch_size):
+    for bi, b0 in enumerate(range(0, len(k_all), cfg.batch_size)):
         ks = k_all[b0 : b0 + cfg.batch_size]
-        sal = np.full((len(ks), *M.FRAME_SHAPE), np.nan)
-        live = ks[has_fix[ks]]  # inputs without fixations are undefined whatever the map: skip the model
-        if len(live):
-            sal[has_fix[ks]] = source(trial.inputs[live])
+        if authors:
+            sal = source.to_frame(native[bi] / divisor)
+            sal = np.where(has_fix[ks][:, None, None], sal, np.nan)
+        else:
+            sal = np.full((len(ks), *M.FRAME_SHAPE), np.nan)
+            live = ks[has_fix[ks]]  # inputs without fixations are undefined whatever the map: skip the model
+            if len(live):
+                sal[has_fix[ks]] = source(trial.inputs[live])
         fix = trial.fixation_maps(ks)
         rngs = [M.input_rng(cfg.seed, trial.trial_id, int(k)) for k in ks]
         neg = np.stack(
-            [negative_map(trial, M.choose_other_inputs(g, int(k), has_fix, cfg.n_other)) for g, k in zip(rngs, ks)]
+            [
+                negative_map(trial, M.choose_other_inputs(g, int(k), has_fix, cfg.n_other, among=pool))
+                for g, k in zip(rngs, ks)
+            ]
         )
         cols["nss"].append(M.nss(sal, fix))
-        cols["kl"].append(M.kl_divergence(sal, fix, sigma=cfg.kl_sigma))
+        cols["kl"].append(M.kl_divergence(sal, fix, sigma=cfg.kl_sigma, zero_test=zero_test))
         cols["sauc"].append(M.shuffled_auc(sal, fix, neg, n_draws=cfg.n_draws, rng=rngs))
+        cols["sauc_exact"].append(M.shuffled_auc_exact(sal, fix, neg))
+    frame_ids = np.asarray(trial.frame_ids)
+    last_file = frame_ids[:, -1] if frame_ids.ndim == 2 else frame_ids
     df = pd.DataFrame(
         {
             "trial_id": np.full(len(k_all), int(trial.trial_id), dtype=np.int64),
             "subject": [str(trial.subject)] * len(k_all),
             "input": k_all.astype(np.int64),
-            "frame_id": np.asarray(trial.frame_ids)[k_all].astype(np.int64),
+            "frame_id": last_file[k_all].astype(np.int64),
             "n_fixations": totals[k_all].astype(np.int64),
         }
     )
@@ -286,8 +361,12 @@ def score_to_dir(
     checkpoint: str | Path | None = None,
     arch: str | None = None,
     init_seed: int | None = None,
+    alignment: str = "aligned",
 ) -> dict[str, Any]:
-    """The ``fls score`` stage: OUT/per_input.parquet, per_trial.json, summary.json, run_info.json."""
+    """The ``fls score`` stage: OUT/per_input.parquet, per_trial.json, summary.json, run_info.json.
+
+    ``alignment`` picks which gaze of the preprocessed trials is the ground truth (``atari_head.alignment``).
+    """
     from fls.atari_head.dataset import load_trial
     from fls.atari_head.sample import SUBJECT as SYNTHETIC_SUBJECT
     from fls.atomic import atomic_path, atomic_write_json
@@ -302,7 +381,7 @@ def score_to_dir(
         cfg, run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed, game=game, device=dev
     )
     rows = select_trials(atari_head, game_name, cfg.max_trials)
-    trials = (load_trial(p) for p in rows["path"])
+    trials = (load_trial(p, alignment) for p in rows["path"])
     df = score_model(model, trials, cfg, device=dev, n_trials=len(rows))
     df = df[list(PER_INPUT_COLUMNS)]
     synthetic = bool((rows["subject"] == SYNTHETIC_SUBJECT).any())
@@ -317,6 +396,9 @@ def score_to_dir(
         "arch": model_info["arch"],
         "model": model_info,
         "atari_head": str(atari_head),
+        "release": ",".join(sorted(set(rows["release"].astype(str)))),
+        "alignment": alignment,
+        "protocol": cfg.protocol,
         "synthetic_gaze": synthetic,
         "n_trials": int(df["trial_id"].nunique()),
         "n_inputs": int(len(df)),
@@ -327,6 +409,11 @@ def score_to_dir(
         "seconds": round(time.perf_counter() - t0, 3),
     }
     atomic_write_json(out / "summary.json", summary)
-    write_run_info(out / "run_info.json", resolved(cfg), stage="score", extra={"game": game_name, "model": model_info})
+    write_run_info(
+        out / "run_info.json",
+        resolved(cfg),
+        stage="score",
+        extra={"game": game_name, "model": model_info, "alignment": alignment},
+    )
     return summary
 
