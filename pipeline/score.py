@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from fls.atari_head import AtariHeadConfig
-from fls.config import load_config
+from fls.config import load_config, read_params
 from fls.scoring import ScoreConfig, score_to_dir
 from pipeline.errors import cli_errors
 from pipeline.options import Arch, Device, Game, InitSeed, OutDir, ParamsFile, Quiet, RunDir, Seed
@@ -62,7 +62,8 @@ def main(
         "progress": False if quiet else None,
     }
     cfg = load_config(ScoreConfig, params, "score" if params is not None else None, overrides)
-    head = load_config(AtariHeadConfig, params, "atari_head" if params is not None else None, {"alignment": alignment})
+    has_head = params is not None and "atari_head" in read_params(params)
+    head = load_config(AtariHeadConfig, params, "atari_head" if has_head else None, {"alignment": alignment})
     s = score_to_dir(
         cfg,
         out,

@@ -168,5 +168,5 @@ def test_skip_bad_trials_records_reason(tmp_path):
     assert (summary.n_trials, summary.n_skipped) == (1, 1)
     lines = (tmp_path / "out" / "index.csv").read_text().splitlines()
     rows = {ln.split(",")[0]: ln for ln in lines[1:]}
-    assert rows["1"].endswith("trials/Breakout/1.npz,")
+    assert rows["1"].endswith("trials/Breakout/1.npz,,v4")
     assert "label rows" in rows["7"] and not (tmp_path / "out" / "trials" / "Breakout" / "7.npz").exists()

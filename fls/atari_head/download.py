@@ -342,7 +342,8 @@ def from_dir(
     if not src.is_dir():
         raise FileNotFoundError(f"{src}: --from-dir folder not found")
     if release == "auto":
-        release = "v4" if any((src / k).exists() for k in wanted_keys(games)) else ("v2" if (src / META_FILE).exists() else "v4")
+        flat = (src / META_FILE).exists() and any(p.name.endswith(".tar.bz2") for p in src.iterdir())
+        release = "v2" if flat and not any((src / k).exists() for k in wanted_keys(games)) else "v4"
     if release == "v2":
         if not (src / META_FILE).exists():
             raise FileNotFoundError(f"{src / META_FILE}: not found (a v2 folder lists its trials there)")

@@ -179,7 +179,8 @@ def detect_release(directory: str | Path, games: list[str]) -> str:
         return "v4"
     if (d / META_FILE).exists() and any(p.name.endswith(".tar.bz2") for p in d.iterdir()):
         return "v2"
+    zips = ", ".join(f"{g}.zip" for g in games)
     raise FileNotFoundError(
-        f"{d}: neither <game>.zip files (release v4) nor flat <trial>.tar.bz2 + meta_data.csv (release v2) found "
+        f"{d}: no {zips} (release v4) and no flat <trial>.tar.bz2 + meta_data.csv (release v2) "
         f"(run `fls atari-head download` first)"
     )

@@ -11,8 +11,10 @@ The gaze of input k is the union, with counts, at 210x160, of the gaze of label 
 alignment (both are stored in every NPZ, the scorer picks one, ``ALIGNMENTS``):
 
 - ``authors``: rows whose frame number is in {4m-1, 4m : m = k-3..k}, one frame earlier than the images,
-  as the authors' ``benchmark_atari_head.py`` selects them; input 0 therefore has no gaze.
-- ``aligned``: the rows of the very files each slot was pooled from ({4m, 4m+1}; {1} for step 0).
+  as the authors' ``benchmark_atari_head.py`` selects them; input 0 therefore has no gaze. Pixels are
+  ``(round(y), round(x))`` with Python's half-to-even rounding, as theirs (the in-frame test is the same).
+- ``aligned``: the rows of the very files each slot was pooled from ({4m, 4m+1}; {1} for step 0), pixels
+  rounded half up (``fls.atari_head.parse.gaze_pixels``).
 
 Stacks run on across episode boundaries inside a trial (the recording is continuous); the episode of
 each input's last file is stored so a scorer can filter if it wants to.
@@ -43,7 +45,6 @@ SCHEMA_VERSION = 2
 ALIGNMENTS = ("authors", "aligned")
 FIX_ARRAYS = ("fix_offsets", "fix_rows", "fix_cols", "fix_counts")
 INDEX_COLUMNS = (
-    "release",
     "trial_id",
     "game",
     "subject",
@@ -56,6 +57,7 @@ INDEX_COLUMNS = (
     "n_null_gaze",
     "path",
     "skipped",
+    "release",
 )
 
 
@@ -127,6 +129,8 @@ def build_fixations(trial: RawTrial, alignment: str) -> tuple[np.ndarray, np.nda
         for f in gaze_files(m, alignment):
             x, y = labels.gaze(f - 1)
             rows, cols, ok = gaze_pixels(x, y)
+            if alignment == "authors":  # Python's round(): half to even (a gaze at x = 100.5 is column 100)
+                rows, cols = np.rint(y), np.rint(x)
             parts.append((rows[ok] * FRAME_COLS + cols[ok]).astype(np.int64))
         per_step.append(np.concatenate(parts))
     offsets = np.zeros(k_total + 1, dtype=np.int64)
