@@ -10,6 +10,7 @@ import typer
 from fls.atari_head import AtariHeadConfig
 from fls.config import load_config, read_params
 from fls.scoring import ScoreConfig, score_to_dir
+from fls.variants import parse_variant
 from pipeline.errors import cli_errors
 from pipeline.options import Arch, Device, Game, InitSeed, OutDir, ParamsFile, Quiet, RunDir, Seed
 
@@ -40,6 +41,10 @@ def main(
         Optional[str],
         typer.Option("--alignment", help="Gaze of each input: authors | aligned (atari_head.alignment; aligned)."),
     ] = None,
+    variant: Annotated[
+        Optional[str],
+        typer.Option("--variant", help="<alignment>-<protocol> in one flag (e.g. aligned-fls), for the score_corrected stages."),
+    ] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Inputs per batch (64).")] = None,
     n_draws: Annotated[Optional[int], typer.Option("--n-draws", help="Shuffled-AUC draws per input (100).")] = None,
     seed: Seed = None,
@@ -50,6 +55,12 @@ def main(
     quiet: Quiet = False,
 ) -> None:
     """Score saliency vs gaze: OUT/per_input.parquet, per_trial.json, summary.json, run_info.json."""
+    if variant is not None:
+        v_alignment, v_protocol = parse_variant(variant)
+        for flag, given, implied in (("--alignment", alignment, v_alignment), ("--protocol", protocol, v_protocol)):
+            if given is not None and given != implied:
+                raise ValueError(f"--variant {variant} says {flag} {implied}, but {flag} {given} was given")
+        alignment, protocol = v_alignment, v_protocol
     overrides = {
         "method": method,
         "protocol": protocol,

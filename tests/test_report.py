@@ -37,7 +37,7 @@ def write_eval(root: Path, game: str, arch: str, seed: int, rewards: list[float]
 
 def write_score(path: Path, nss: list[float], kl: list[float], sauc: list[float]) -> None:
     """A scoring summary.json whose metric block comes from fls.scoring's own summariser."""
-    df = pd.DataFrame({"nss": nss, "kl": kl, "sauc": sauc})
+    df = pd.DataFrame({"nss": nss, "kl": kl, "sauc": sauc, "sauc_exact": sauc})
     atomic_write_json(path / "summary.json", {"metrics": metric_summary(df), "synthetic_gaze": True})
 
 

@@ -168,3 +168,36 @@ def iter_trials(directory: str | Path, game: str | None = None, alignment: str =
         df = df[df["game"] == paper_game(game)]
     for path in df["path"]:
         yield Trial(path, alignment)
+
+
+def read_raw_rgb(raw_dir: str | Path, trial: Trial, numbers: Sequence[int]) -> dict[int, np.ndarray]:
+    """RGB (210, 160, 3) uint8 of the raw files ``numbers`` (1-based) of a preprocessed trial, from the raw
+    download (``<game>.zip`` for v4, the flat trial files for v2). The NPZs keep only the 84x84 gray
+    inputs; the figures that show the colour frame read these few files back instead (one trial's tar)."""
+    import zipfile
+
+    from fls.atari_head.flat import discover_flat_trials, read_flat_trial
+    from fls.atari_head.parse import decode_png, discover_trials, read_frame_pngs
+
+    raw_dir = Path(raw_dir)
+    want = sorted({int(n) for n in numbers})
+    if trial.release == "v2":
+        refs = [r for r in discover_flat_trials(raw_dir, trial.head_game) if r.stem == trial.stem]
+        if not refs:
+            raise AtariHeadError(f"{raw_dir}: no raw files of trial {trial.stem}")
+        pngs = read_flat_trial(raw_dir, refs[0]).pngs
+        name = refs[0].name
+    else:
+        zpath = raw_dir / f"{trial.head_game}.zip"
+        if not zpath.exists():
+            raise FileNotFoundError(f"{zpath}: raw Atari-HEAD zip not found")
+        with zipfile.ZipFile(zpath) as zf:
+            refs = [r for r in discover_trials(zf, trial.head_game) if r.stem == trial.stem and r.highscore == trial.highscore]
+            if not refs:
+                raise AtariHeadError(f"{zpath}: no trial {trial.stem}")
+            pngs = read_frame_pngs(zf, refs[0])
+        name = refs[0].name
+    missing = [n for n in want if n not in pngs]
+    if missing:
+        raise AtariHeadError(f"{name}: no frame(s) {missing[:5]}")
+    return {n: decode_png(pngs[n], f"{name}: frame {n}") for n in want}

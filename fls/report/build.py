@@ -14,7 +14,7 @@ from typing import Any
 
 from fls.atomic import atomic_write_json, atomic_write_text
 from fls.config import ConfigError, build_config, load_config, read_params, resolved
-from fls.report import figures, perception, tables
+from fls.report import appendix_figures, figures, perception, table4_corrections, tables
 from fls.report.layout import GridConfig, Layout
 from fls.runinfo import write_run_info
 
@@ -26,6 +26,7 @@ class ReportConfig:
     panel_frames: int = 3  # Atari-HEAD inputs per gaze panel figure (rows)
     panel_seed: int | None = None  # which seed's models to draw (default: the first of grid.seeds)
     atari_head: str = "data/atari_head/preprocessed"  # preprocessed Atari-HEAD for the gaze panels
+    atari_head_raw: str = ""  # raw download for the panels' RGB frames ("": data/atari_head/<data.atari_head_source>)
     figures: bool = True  # False: tables only (no matplotlib work)
     perception_steps: int = 200  # Figure 4: agent steps of each model's seeded rollout (0: no Figure 4)
     perception_frames: int = 5  # Figure 4: frames shown per model, spread evenly over the rollout
@@ -103,6 +104,8 @@ def build_report(
     out = Path(out)
     banner = _profile_banner(ctx)
     built = [tables.table2(), tables.table3(ctx.grid, layout), tables.table4(ctx.grid, layout), tables.table5(ctx.grid, layout)]
+    if ctx.grid.score_variants:  # beside Table 4: what each scoring correction changes
+        built.append(table4_corrections.table(ctx.grid, layout))
     written: dict[str, Path] = {}
     for t in built:
         for ext, p in tables.write_table(t, out / "tables", header=banner).items():
@@ -117,7 +120,12 @@ def build_report(
         for game, p in figures.write_gaze_panels(
             ctx.grid, layout, Path(cfg.atari_head), out / "figures", frames=cfg.panel_frames, seed=cfg.panel_seed,
             title=f"Figure 5-style gaze panels — {title}",
+            raw_dir=Path(cfg.atari_head_raw or f"data/atari_head/{ctx.atari_head_source}"),
         ).items():
+            figs[p.name] = p
+        for p in appendix_figures.write_extra_curves(ctx.grid, layout, out / "figures", title).values():
+            figs[p.name] = p
+        for p in appendix_figures.write_scatter_plots(ctx.grid, layout, out / "figures", title).values():
             figs[p.name] = p
         for game, p in perception.write_perception_panels(
             ctx.grid, layout, out / "figures", steps=cfg.perception_steps, frames=cfg.perception_frames,
@@ -125,7 +133,7 @@ def build_report(
         ).items():
             figs[p.name] = p
     written.update(figs)
-    written["metrics.json"] = atomic_write_json(out / "metrics.json", {"profile": ctx.profile, **_flat_metrics(*built[1:])})
+    written["metrics.json"] = atomic_write_json(out / "metrics.json", {"profile": ctx.profile, **_flat_metrics(*built[1:4])})
     written["index.md"] = atomic_write_text(out / "index.md", _index(ctx, built, figs, out))
     write_run_info(out / "run_info.json", {"report": resolved(cfg), "grid": resolved(ctx.grid), "profile": ctx.profile},
                    stage="report")

@@ -4,10 +4,14 @@ Curves are the mean ± std over seeds of ``eprewmean`` at each logged step, comp
 seed has logged (a seed that is still running does not bend the mean at the end). The long-format CSV
 behind the PNG is also what ``dvc plots`` reads.
 
-Gaze panels draw, for a few Atari-HEAD inputs, each model's saliency (``render_frame``, 210x160) over the
-frame the network saw, with the human fixations of that input in red. The preprocessed dataset keeps
-the 84x84 grayscale network inputs, not the RGB frames, so the background is the newest input frame
-upscaled to 210x160.
+Gaze panels (Figure 5) draw, for a few Atari-HEAD inputs, each model's saliency over the raw RGB frame
+the newest stack slot was pooled from, the way the authors' ``visualization.py`` renders it: the map is
+divided by the model's maximum over the whole trial (every input), upscaled bilinearly to 210x160, and
+blended 0.5/0.5 with the frame (``0.5 * rgb + 0.5 * map`` on every channel); the red channel is raised to the
+input's fixation map (divided by its max), and the fixations are also marked as red dots so they stay
+visible at print size. The preprocessed NPZs keep only the 84x84 gray inputs, so the RGB comes from the
+raw download (``fls.atari_head.dataset.read_raw_rgb``: one trial's PNGs per game, the cheap way); without
+the raw files the background falls back to the newest gray input frame upscaled.
 """
 
 from __future__ import annotations
@@ -107,17 +111,38 @@ def pick_inputs(n_fixations: np.ndarray, count: int) -> list[int]:
     return sorted({int(candidates[int(round(i))]) for i in idx})
 
 
-def saliency_for(run_dir: Path, inputs: np.ndarray) -> tuple[np.ndarray, str]:
-    """(N, 210, 160) saliency of a trained model on uint8 inputs (N, 4, 84, 84), and its arch id."""
+def saliency_for(run_dir: Path, trial_inputs: np.ndarray, ks: Sequence[int], batch: int = 64) -> tuple[np.ndarray, str]:
+    """(len(ks), 210, 160) saliency of a trained model on inputs ``ks`` of a trial, divided by the model's
+    maximum 84x84 map over every input of the trial (the authors' scale), and the model's arch id."""
     import torch
+    import torch.nn.functional as F
 
     from fls.checkpoint import load_policy
-    from fls.models import render_frame
+    from fls.models.saliency import render_84
 
     model, meta = load_policy(run_dir, device="cpu")
+    top = 0.0
+    chosen: dict[int, torch.Tensor] = {}
+    want = {int(k) for k in ks}
     with torch.no_grad():
-        out = model(torch.as_tensor(inputs))
-    return np.asarray(render_frame(out.attention, model.spec)), str(meta["arch"])
+        for b0 in range(0, len(trial_inputs), batch):
+            m84 = render_84(model(torch.as_tensor(trial_inputs[b0 : b0 + batch])).attention, model.spec)
+            top = max(top, float(m84.max()))
+            for i in range(m84.shape[0]):
+                if b0 + i in want:
+                    chosen[b0 + i] = m84[i]
+    stack = torch.stack([chosen[int(k)] for k in ks]) / (top if not np.isclose(top, 0.0) else 1.0)
+    out = F.interpolate(stack[:, None], size=(210, 160), mode="bilinear", align_corners=False)[:, 0]
+    return out.numpy().astype(np.float64), str(meta["arch"])
+
+
+def authors_overlay(rgb: np.ndarray, saliency: np.ndarray, fixation_map: np.ndarray | None) -> np.ndarray:
+    """(210, 160, 3) float in [0, 1]: ``0.5 * rgb + 0.5 * saliency`` (saliency already in [0, 1]) and the red
+    channel raised to the fixation map divided by its maximum, as the authors' ``render_frame``."""
+    frame = 0.5 * (np.asarray(rgb, dtype=np.float64) / 255.0) + 0.5 * np.asarray(saliency, dtype=np.float64)[..., None]
+    if fixation_map is not None and fixation_map.max() > 0:
+        frame[..., 0] = np.maximum(frame[..., 0], fixation_map / fixation_map.max())
+    return np.clip(frame, 0.0, 1.0)
 
 
 def plot_gaze_panels(
@@ -127,23 +152,22 @@ def plot_gaze_panels(
     path: Path,
     title: str,
 ) -> Path:
-    """Rows = inputs, columns = models; saliency in a heat colormap, fixations as red dots.
+    """Rows = inputs, columns = models; each panel the authors' overlay, fixations as red dots.
 
-    ``background`` is (N, 210, 160) grayscale, ``fixations[i]`` is (rows, cols) of input i, ``saliency``
-    maps a column label to (N, 210, 160).
+    ``background`` is (N, 210, 160, 3) RGB (or (N, 210, 160) gray), ``fixations[i]`` is (rows, cols) of
+    input i, ``saliency`` maps a column label to (N, 210, 160) maps already divided by the trial maximum.
     """
     n = background.shape[0]
     labels = list(saliency)
     fig, axes = plt.subplots(n, len(labels), figsize=(2.0 * len(labels), 2.6 * n), squeeze=False)
     for i in range(n):
+        bg = background[i] if background.ndim == 4 else np.repeat(background[i][..., None], 3, axis=-1)
+        rows, cols = fixations[i]
+        fmap = np.zeros(bg.shape[:2])
+        np.add.at(fmap, (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)), 1.0)
         for j, label in enumerate(labels):
             ax = axes[i, j]
-            ax.imshow(background[i], cmap="gray", vmin=0, vmax=255)
-            sal = saliency[label][i]
-            peak = float(sal.max())
-            if peak > 0:
-                ax.imshow(sal / peak, cmap="viridis", alpha=0.45, vmin=0, vmax=1)
-            rows, cols = fixations[i]
+            ax.imshow(authors_overlay(bg, saliency[label][i], fmap))
             ax.scatter(cols, rows, s=6, c="red", marker="o", linewidths=0)
             ax.set_xticks([])
             ax.set_yticks([])
@@ -155,12 +179,24 @@ def plot_gaze_panels(
 
 
 def write_gaze_panels(
-    grid: GridConfig, layout: Layout, atari_head_dir: Path, out_dir: Path, *, frames: int, seed: int | None, title: str
+    grid: GridConfig,
+    layout: Layout,
+    atari_head_dir: Path,
+    out_dir: Path,
+    *,
+    frames: int,
+    seed: int | None,
+    title: str,
+    raw_dir: Path | None = None,
 ) -> dict[str, Path]:
-    """``fig5_gaze_<game>.png`` per scored game: the first trial of the game, ``frames`` inputs, every score arch."""
+    """``fig5_gaze_<game>.png`` per scored game: the first trial of the game, ``frames`` inputs, every score arch.
+
+    ``raw_dir``: the raw download (v4 zips or v2 flat files) to take the RGB frames from.
+    """
     import cv2
 
-    from fls.atari_head.dataset import iter_trials
+    from fls.atari_head import AtariHeadError
+    from fls.atari_head.dataset import iter_trials, read_raw_rgb
 
     seed = grid.seeds[0] if seed is None else seed
     written: dict[str, Path] = {}
@@ -169,19 +205,30 @@ def write_gaze_panels(
     for game in grid.score_games:
         runs = {a: layout.run_dir(a, game, seed) for a in grid.score_archs}
         runs = {a: d for a, d in runs.items() if (d / "model.pt").exists()}
-        trial = next(iter_trials(atari_head_dir, game), None)
+        trial = next(iter_trials(atari_head_dir, game, "aligned"), None)
         if not runs or trial is None:
             continue
         ks = pick_inputs(np.asarray([trial.n_fixations(k) for k in range(trial.n_inputs)]), frames)
         if not ks:
             continue
-        inputs = trial.inputs[ks]
-        background = np.stack([cv2.resize(x[-1], (160, 210), interpolation=cv2.INTER_LINEAR) for x in inputs])
+        pooled = [tuple(int(f) for f in trial.frame_ids[k]) for k in ks]
+        background: np.ndarray | None = None
+        source = "raw RGB frame"
+        if raw_dir is not None:
+            try:
+                rgb = read_raw_rgb(raw_dir, trial, [f for p in pooled for f in p])
+                background = np.stack([np.maximum(rgb[a], rgb[b]) for a, b in pooled])  # what the env max-pooled
+            except (OSError, AtariHeadError):
+                background = None
+        if background is None:
+            source = "gray network input (raw frames not found)"
+            background = np.stack([cv2.resize(trial.inputs[k, -1], (160, 210), interpolation=cv2.INTER_LINEAR) for k in ks])
         fixations = [trial.fixation_points(k)[:2] for k in ks]
-        saliency = {f"{a} (seed {seed})": saliency_for(d, inputs)[0] for a, d in runs.items()}
+        saliency = {f"{a} (seed {seed})": saliency_for(d, trial.inputs, ks)[0] for a, d in runs.items()}
         subject = "SYNTHETIC gaze" if trial.subject == "SYN" else f"subject {trial.subject}"
         written[game] = plot_gaze_panels(
             background, fixations, saliency, Path(out_dir) / f"fig5_gaze_{game}.png",
-            f"{title}\n{game}, trial {trial.trial_id} ({subject}), inputs {ks}; red = fixations",
+            f"{title}\n{game}, trial {trial.trial_id} ({subject}), inputs {ks} on the {source}; map / trial max, "
+            "blended 0.5/0.5; red = fixations (aligned gaze)",
         )
     return written

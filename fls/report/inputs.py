@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-METRICS = ("nss", "kl", "sauc")
+METRICS = ("nss", "kl", "sauc", "sauc_exact")
+OPTIONAL_METRICS = ("sauc_exact",)  # absent from summaries written before fls scored it: read as NaN
 
 
 class ReportInputError(ValueError):
@@ -109,6 +110,9 @@ def read_score(score_dir: Path) -> dict[str, float] | None:
     out: dict[str, float] = {}
     for metric in METRICS:
         entry = block.get(metric)
+        if entry is None and metric in OPTIONAL_METRICS:
+            out[metric] = math.nan
+            continue
         if not isinstance(entry, dict) or "mean" not in entry:
             raise ReportInputError(f"{path}: missing '{metric}.mean' (expected the `fls score` summary.json schema)")
         out[metric] = _number(entry["mean"], f"{path}: {metric}.mean")

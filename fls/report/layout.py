@@ -35,6 +35,8 @@ class GridConfig:
     reference_methods: list[str] = field(default_factory=lambda: list(REFERENCE_METHODS))
     posthoc_methods: list[str] = field(default_factory=lambda: list(POSTHOC_METHODS))
     posthoc_archs: list[str] = field(default_factory=lambda: ["nature_cnn"])
+    # "<alignment>-<protocol>" variants of Table 4 (score_corrected stages, fls.variants)
+    score_variants: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         """Reject a grid whose matrix stages would ask for runs no stage produces (one line per problem)."""
@@ -64,7 +66,14 @@ class GridConfig:
         need("posthoc_methods", self.posthoc_methods, POSTHOC_METHODS, "post-hoc methods")
         if not self.seeds:
             raise ConfigError("grid: field 'seeds' must list at least one seed")
-        for name in ("archs", "games", "seeds", "infinite_archs", "score_archs", "score_games"):
+        from fls.variants import parse_variant
+
+        for v in self.score_variants:
+            try:
+                parse_variant(v)
+            except ValueError as exc:
+                raise ConfigError(f"grid: field 'score_variants': {exc}") from None
+        for name in ("archs", "games", "seeds", "infinite_archs", "score_archs", "score_games", "score_variants"):
             values = getattr(self, name)
             if len(set(values)) != len(values):
                 raise ConfigError(f"grid: field '{name}' lists a value twice: {values}")

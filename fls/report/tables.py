@@ -27,7 +27,12 @@ from fls.report.inputs import METRICS, read_eval, read_score, score_uses_synthet
 from fls.report.layout import INFINITE_GAME, GridConfig, Layout
 
 MISSING = "—"
-METRIC_LABELS = {"nss": "NSS (higher is better)", "kl": "KL (lower is better)", "sauc": "shuffled AUC (0.5 = chance)"}
+METRIC_LABELS = {
+    "nss": "NSS (higher is better)",
+    "kl": "KL (lower is better)",
+    "sauc": "shuffled AUC (0.5 = chance)",
+    "sauc_exact": "shuffled AUC in closed form (the expectation of the 100-draw estimate, no Monte Carlo noise)",
+}
 
 
 @dataclass
