@@ -130,3 +130,16 @@ def test_native_maps_upscale_to_the_frame_maps(method):
     np.testing.assert_allclose(src.to_frame(native), src(obs), rtol=1e-6, atol=1e-9)
     c = float(native.max())
     np.testing.assert_allclose(src.to_frame(native / c), src(obs) / c, rtol=1e-5, atol=1e-9)
+
+
+def test_cli_variant_conflicting_with_a_flag_is_a_one_line_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.app import app
+
+    res = CliRunner().invoke(app, ["score", "--method", "uniform", "--game", "Breakout", "--atari-head", str(tmp_path),
+                                   "--out", str(tmp_path / "o"), "--variant", "aligned-fls", "--protocol", "authors"])
+    assert res.exit_code == 2 and "--variant aligned-fls says --protocol fls" in res.output
+    res = CliRunner().invoke(app, ["score", "--method", "uniform", "--game", "Breakout", "--atari-head", str(tmp_path),
+                                   "--out", str(tmp_path / "o"), "--variant", "shifted-fls"])
+    assert res.exit_code == 2 and "<alignment>-<protocol>" in res.output
