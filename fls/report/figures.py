@@ -53,8 +53,11 @@ def curve_table(grid: GridConfig, layout: Layout) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
-def plot_curves(curves: pd.DataFrame, path: Path, title: str) -> Path:
-    """One panel per game, one line (mean) and band (± std over seeds) per architecture."""
+def plot_curves(curves: pd.DataFrame, path: Path, title: str, reference: dict | None = None) -> Path:
+    """One panel per game, one line (mean) and band (± std over seeds) per architecture.
+
+    ``reference``: {game: (mean, std)} of a random policy, drawn as a grey band (the floor to clear).
+    """
     games = list(dict.fromkeys(curves["game"])) or ["(no runs)"]
     ncols = min(3, len(games))
     nrows = math.ceil(len(games) / ncols)
@@ -68,6 +71,10 @@ def plot_curves(curves: pd.DataFrame, path: Path, title: str) -> Path:
             ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.2, linewidth=0)
             if len(x) <= 3:  # a band over one or two steps is invisible: draw the std as error bars too
                 ax.errorbar(x, m, yerr=s, color=line.get_color(), fmt="none", capsize=3, linewidth=1)
+        if reference and game in reference:
+            m, sd = reference[game]
+            ax.axhspan(m - sd, m + sd, color="0.5", alpha=0.15, linewidth=0)
+            ax.axhline(m, color="0.4", linewidth=0.8, linestyle=":", label=f"random policy ({m:.2f} ± {sd:.2f})")
         ax.set_title(game)
         ax.set_xlabel("environment frames")
         ax.set_ylabel("eprewmean")
@@ -90,11 +97,12 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
-def write_curves(grid: GridConfig, layout: Layout, png_path: Path, csv_path: Path, title: str) -> dict[str, Path]:
+def write_curves(grid: GridConfig, layout: Layout, png_path: Path, csv_path: Path, title: str,
+                 reference: dict | None = None) -> dict[str, Path]:
     """The PNG and its long-format data (the CSV sits outside the figures folder: it is a DVC plot)."""
     curves = curve_table(grid, layout)
     atomic_write_text(csv_path, curves.to_csv(index=False, float_format="%.6g"))
-    return {"csv": Path(csv_path), "png": plot_curves(curves, Path(png_path), title)}
+    return {"csv": Path(csv_path), "png": plot_curves(curves, Path(png_path), title, reference)}
 
 
 # ------------------------------------------------------------------------------------- gaze panels
