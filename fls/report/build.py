@@ -93,7 +93,7 @@ def build_report(
     if cfg.figures:
         curves = figures.write_curves(ctx.grid, layout, out / "figures" / "fig3_reward_curves.png", out / "fig3_curves.csv",
                                        f"Figure 3: reward curves (mean ± std over seeds) — {title}",
-                                       reference=demo_summary.RANDOM_POLICY)
+                                       reference=demo_summary.random_band())
         figs["fig3_reward_curves.png"] = curves["png"]
         written["fig3_curves.csv"] = curves["csv"]
         prof = seed_stats.write_profiles(ctx.grid, layout, out / "figures" / "performance_profiles.png",

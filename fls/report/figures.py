@@ -27,6 +27,7 @@ from fls.atomic import atomic_path, atomic_write_text  # noqa: E402
 from fls.report.inputs import read_curve  # noqa: E402
 from fls.report.layout import GridConfig, Layout  # noqa: E402
 
+WINDOW_LABEL = "100-game mean, 95 %"  # what the reference band of Figure 3 is (fls.report.demo_summary)
 FRAMES_PER_STEP = 4  # frame skip: one agent step = 4 emulator frames (the paper's x axis is frames)
 CURVE_COLUMNS = ["game", "arch", "step", "frames", "eprewmean_mean", "eprewmean_std", "seeds"]
 
@@ -56,7 +57,7 @@ def curve_table(grid: GridConfig, layout: Layout) -> pd.DataFrame:
 def plot_curves(curves: pd.DataFrame, path: Path, title: str, reference: dict | None = None) -> Path:
     """One panel per game, one line (mean) and band (± std over seeds) per architecture.
 
-    ``reference``: {game: (mean, std)} of a random policy, drawn as a grey band (the floor to clear).
+    ``reference``: {game: (mean, half-width)} of a random policy, drawn as a grey band (the floor to clear).
     """
     games = list(dict.fromkeys(curves["game"])) or ["(no runs)"]
     ncols = min(3, len(games))
@@ -74,7 +75,7 @@ def plot_curves(curves: pd.DataFrame, path: Path, title: str, reference: dict | 
         if reference and game in reference:
             m, sd = reference[game]
             ax.axhspan(m - sd, m + sd, color="0.5", alpha=0.15, linewidth=0)
-            ax.axhline(m, color="0.4", linewidth=0.8, linestyle=":", label=f"random policy ({m:.2f} ± {sd:.2f})")
+            ax.axhline(m, color="0.4", linewidth=0.8, linestyle=":", label=f"random policy, {WINDOW_LABEL}: {m:.2f} ± {sd:.2f}")
         ax.set_title(game)
         ax.set_xlabel("environment frames")
         ax.set_ylabel("eprewmean")

@@ -12,24 +12,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from fls.report import stats
-from fls.report.inputs import METRICS, EvalResult, read_eval, read_score
+from fls.report.inputs import METRICS, read_eval, read_score
 from fls.report.layout import GridConfig, Layout
 from fls.report.tables import Table
 
 BASELINE = "nature_cnn"  # the architecture every other one is compared with (the "free lunch" question)
 ALL_GAMES = "all games"
-
-
-@lru_cache(maxsize=None)
-def _eval(path: Path) -> EvalResult | None:
-    return read_eval(path)
 
 
 @dataclass
@@ -51,7 +45,7 @@ def collect(grid: GridConfig, layout: Layout, game: str | None = None) -> dict[t
     out = {}
     for arch in grid.archs:
         for g in [game] if game else grid.games:
-            found = [r for s in grid.seeds if (r := _eval(layout.eval_dir(g, arch, s))) is not None]
+            found = [r for s in grid.seeds if (r := read_eval(layout.eval_dir(g, arch, s))) is not None]
             if found:
                 out[(arch, g)] = CellScores(np.array([r.mean for r in found]), [r.rewards for r in found])
     return out
