@@ -1,5 +1,5 @@
 # Two entry points do everything on a fresh machine (each first creates/refreshes the venv):
-#   make repro   -> dvc repro of the embedded quick profile (params.yaml)
+#   make repro   -> dvc repro of the embedded demo profile (params.yaml)
 #   make test    -> the fast test tier (the command CI runs)
 PY ?= python3
 VENV ?= .venv

@@ -261,6 +261,10 @@ def test_cli_fresh_model_writes_documented_outputs(tmp_path):
     with open(out / "episodes.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
     assert json.loads((out / "run_info.json").read_text())["config"]["num_envs"] == 2
+    # the dvc `metrics:` file: the result numbers of the episodes, none of the config/provenance/timing
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == summarize(data["episodes"])
+    assert metrics["n"] == 2 and not {"config", "run_info", "timing", "max_frames"} & set(metrics)
 
 
 def test_cli_checkpoint_records_hash_and_training_seeds(tmp_path):

@@ -80,7 +80,8 @@ def test_repro_writes_every_declared_output_and_tables_parse(project):
     missing = [str(p.relative_to(root)) for p in outs if not p.exists()]
     assert not missing
     tables = sorted((root / "reports" / "tables").glob("*.csv"))
-    assert [t.stem for t in tables] == ["table2_params", "table3_scores", "table4_saliency", "table5_breakout_infinite"]
+    assert [t.stem for t in tables] == ["table2_params", "table3_scores", "table3b_iqm", "table4_saliency",
+                                        "table4b_saliency_ci", "table5_breakout_infinite"]
     t3 = pd.read_csv(root / "reports" / "tables" / "table3_scores.csv").set_index(["arch", "game"])
     assert t3.loc[("sparse_fls", "Breakout"), "seeds"] == 1 and t3.loc[("sparse_fls", "Breakout"), "episodes"] == 2
     assert pd.isna(t3.loc[("daqn", "Breakout"), "mean"])  # not run: empty, never filled
@@ -112,6 +113,15 @@ def test_repro_writes_every_declared_output_and_tables_parse(project):
     assert spec["facet"]["field"] == "game" and spec["spec"]["encoding"]["color"]["field"] == "arch"
     drawn = {(v["game"], v["arch"]) for v in spec["data"]["values"]}
     assert drawn == set(zip(curves["game"], curves["arch"])) and len(drawn) == 2
+    # the dvclive training logs: one TSV per quantity, x = agent steps, every update of the run
+    live = "runs/sparse_fls/Breakout/1/dvclive/plots/metrics/charts/episodic_return.tsv"
+    (drawn_live,) = plots["data"][live]
+    steps = [v["step"] for v in drawn_live["content"]["data"]["values"]]
+    assert [int(x) for x in steps] == [64, 128]
+    assert "runs/nature_cnn/Breakout/1/dvclive/plots/metrics/losses/value_loss.tsv" in plots["data"]
+    assert shown  # and `dvc metrics` sees the dvclive summaries next to the eval/score results
+    files = {f for rev in shown.values() for f in rev.get("data", {})}
+    assert "runs/sparse_fls/Breakout/1/dvclive/metrics.json" in files and "reports/metrics.json" in files
 
 
 def test_second_repro_reruns_nothing(project):
@@ -123,15 +133,32 @@ def test_second_repro_reruns_nothing(project):
 
 def test_changing_one_param_reruns_only_its_dependants(project):
     root, env, _ = project
+    git = ["git", "-c", "user.email=e2e@example.invalid", "-c", "user.name=e2e"]
+    _run(git + ["add", "dvc.lock"], root, env)
+    _run(git + ["commit", "-qm", "baseline results"], root, env)  # experiments need a committed baseline
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["evaluate"]["episodes"] = 4
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     stale = _stale(root, env)
     # the report reads `grid`/`report`, not `evaluate`: it is stale only later, through its evals dep
     assert stale == {"evaluate@nature_cnn-Breakout-1", "evaluate@sparse_fls-Breakout-1", "evaluate_infinite@sparse_fls-1"}
-    res = _run([str(BIN / "dvc"), "repro"], root, env)
+    res = _run([str(BIN / "dvc"), "exp", "run"], root, env)  # the one-param experiment
     ran = {line.split("'")[1] for line in res.stdout.splitlines() if line.startswith("Running stage")}
     assert ran == stale | {"report"}
     t3 = pd.read_csv(root / "reports" / "tables" / "table3_scores.csv").set_index(["arch", "game"])
     assert t3.loc[("sparse_fls", "Breakout"), "episodes"] == 4
     assert _stale(root, env) == set()
+    # `dvc metrics diff` lists results only: the changed evaluations and report cells, no config/provenance
+    diff = json.loads(_run([str(BIN / "dvc"), "metrics", "diff", "--json"], root, env).stdout or "{}")
+    keys = [(path, key) for path, changed in diff.items() for key in changed]
+    assert keys, "the experiment changed no metric"
+    banned = ("config", "run_info", "timing", "git", "seconds", "wall", "sps", "device", "profile")
+    assert not [k for k in keys if any(b in k[1].lower() for b in banned)], keys
+    assert {p for p, _ in keys} <= {"reports/metrics.json"} | {
+        f"evals/{g}/{a}/1/metrics.json" for g, a in (("Breakout", "nature_cnn"), ("Breakout", "sparse_fls"),
+                                                     ("BreakoutInfinite", "sparse_fls"))}
+    assert diff["evals/Breakout/sparse_fls/1/metrics.json"]["n"]["new"] == 4
+    assert diff["reports/metrics.json"]["table3/sparse_fls/Breakout/episodes"]["new"] == 4
+    # `dvc exp show` lists the dvclive training metrics as columns
+    exp = _run([str(BIN / "dvc"), "exp", "show", "--csv"], root, env).stdout
+    assert "charts.episodic_return" in exp.splitlines()[0] or "charts/episodic_return" in exp.splitlines()[0], exp[:500]

@@ -287,8 +287,15 @@ def test_cli_writes_every_table_index_and_metrics(tmp_path):
     curves = pd.read_csv(out / "fig3_curves.csv")
     assert curves["eprewmean_mean"].tolist() == [1.0, 2.0]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["profile"] == "quick"
-    assert metrics["eval"] == {"Breakout": {"nature_cnn": {"mean": 4.0, "std": 1.0, "episodes": 2}}}
+    # one flat level of our result numbers only: no profile/config strings, no paper columns
+    assert {k: v for k, v in metrics.items() if k.startswith("table3/")} == {
+        "table3/nature_cnn/Breakout/mean": 4.0, "table3/nature_cnn/Breakout/std": 1.0,
+        "table3/nature_cnn/Breakout/episodes": 2, "table3/nature_cnn/Breakout/seeds": 1}
+    assert all(isinstance(v, (int, float)) for v in metrics.values())
+    assert not [k for k in metrics if "paper" in k or "diff" in k]
+    assert metrics["table3b/nature_cnn/Breakout/iqm"] == 4.0  # IQM of 2 episodes = their mean
+    assert (out / "tables" / "table3b_iqm.md").exists() and "What this run shows" in index
+    assert (out / "figures" / "performance_profiles.png").exists()
     assert json.loads((out / "run_info.json").read_text())["stage"] == "report"
 
 
@@ -430,8 +437,60 @@ def test_fig3_dvc_plot_draws_a_line_per_arch_and_a_panel_per_game():
     assert used <= set(figures.CURVE_COLUMNS)
 
 
-def test_params_yaml_is_the_quick_profile_when_it_says_so():
+def test_params_yaml_is_the_demo_profile_when_it_says_so():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    if params.get("profile") != "quick":
+    if params.get("profile") != "demo":
         pytest.skip(f"params.yaml holds the {params.get('profile')!r} profile")
-    assert params == yaml.safe_load((REPO / "profiles" / "quick.yaml").read_text())
+    assert (REPO / "params.yaml").read_bytes() == (REPO / "profiles" / "demo.yaml").read_bytes()
+
+
+# ------------------------------------------------------------------------------------------ Table 3b / 4b
+def test_table3b_iqm_and_probability_of_improvement_across_seeds(tmp_path, grid):
+    from fls.report import seed_stats, stats
+
+    layout = Layout(evals=tmp_path)
+    per_seed = {("nature_cnn", "Breakout"): [10, 12], ("sparse_fls", "Breakout"): [11, 13],
+                ("nature_cnn", "SpaceInvaders"): [200, 260], ("sparse_fls", "SpaceInvaders"): [150, 180]}
+    for (arch, game), means in per_seed.items():
+        for seed, m in zip(GRID["seeds"], means):
+            write_eval(tmp_path, game, arch, seed, [m - 1, m + 1])  # episode rewards around each seed's mean
+    t = seed_stats.table3b(grid, layout, seed=0)
+    rows = {(r.scope, r.arch): r for r in t.data.itertuples(index=False)}
+    assert set(rows) == {(s, a) for s in ("Breakout", "SpaceInvaders", "all games") for a in GRID["archs"]}
+    r = rows[("Breakout", "sparse_fls")]
+    assert r.level == "seeds" and r.n == 2 and r.iqm == pytest.approx(12.0)
+    assert r.poi == pytest.approx(stats.probability_of_improvement([np.array([11.0, 13.0])], [np.array([10.0, 12.0])]).point)
+    assert r.poi == pytest.approx(0.75)  # 11>10, 13>10, 13>12, 11<12
+    assert rows[("SpaceInvaders", "sparse_fls")].poi == 0.0 and rows[("SpaceInvaders", "sparse_fls")].verdict == "worse"
+    allg = rows[("all games", "sparse_fls")]
+    norm = np.concatenate([stats.human_normalised("Breakout", np.array([11.0, 13.0])),
+                           stats.human_normalised("SpaceInvaders", np.array([150.0, 180.0]))])
+    assert allg.normalised and allg.iqm == pytest.approx(stats.iqm(norm))
+    assert allg.poi == pytest.approx((0.75 + 0.0) / 2)
+    assert np.isnan(rows[("Breakout", "nature_cnn")].poi)  # the baseline is not compared with itself
+    words = seed_stats.free_lunch_sentences(t)
+    assert any(w.startswith("sparse_fls vs nature_cnn on Breakout: P(improvement) = 0.75 [") for w in words)
+
+
+def test_table3b_with_one_seed_uses_episodes_and_says_so(tmp_path):
+    from fls.report import seed_stats
+
+    g = build_config(GridConfig, {**GRID, "games": ["Breakout"], "seeds": [1]})
+    write_eval(tmp_path, "Breakout", "nature_cnn", 1, [1, 2, 3, 4])
+    write_eval(tmp_path, "Breakout", "sparse_fls", 1, [1, 2, 3, 4])
+    t = seed_stats.table3b(g, Layout(evals=tmp_path))
+    r = t.data.set_index("arch").loc["sparse_fls"]
+    assert r["level"] == "episodes" and r["n"] == 4 and r["poi"] == pytest.approx(0.5)
+    assert r["poi_low"] < 0.5 < r["poi_high"] and r["verdict"].startswith("indistinguishable")
+    assert "episodes (n = 4)" in t.display["unit"].tolist()
+
+
+def test_table4b_mean_ci_over_seeds(tmp_path, grid):
+    from fls.report import seed_stats
+
+    layout = Layout(scores=tmp_path)
+    for seed, v in zip(GRID["seeds"], (1.0, 2.0)):
+        write_score(layout.score_dir("attention", "sparse_fls", "Breakout", seed), [v, v], [0.5, 0.5], [0.6, 0.6])
+    t = seed_stats.table4b(grid, layout)
+    r = t.data.set_index("metric").loc["nss"]
+    assert r["level"] == "seeds" and r["mean"] == pytest.approx(1.5) and 1.0 <= r["low"] <= r["high"] <= 2.0

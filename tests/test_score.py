@@ -185,6 +185,9 @@ def test_cli_scores_a_fresh_model(head_dir, tmp_path):
     assert [t["trial_id"] for t in per_trial["trials"]] == sorted(table["trial_id"].unique().tolist())
     info = json.loads((out / "run_info.json").read_text())
     assert info["stage"] == "score" and info["config"]["max_inputs"] == 5
+    metrics = json.loads((out / "metrics.json").read_text())  # the dvc `metrics:` file: results only
+    assert metrics == {"n_trials": 2, "n_inputs": 10, "n_inputs_with_fixations": summary["n_inputs_with_fixations"],
+                       **summary["metrics"]}
 
 
 def test_cli_reference_method_needs_no_model(head_dir, tmp_path):

@@ -118,24 +118,24 @@ def test_stop_hook_then_cli_resume_and_already_finished(tmp_path):
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "finished at 96 steps (3 updates)" in res.output
-    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()}
+    before = {p.relative_to(out).as_posix(): (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(out.rglob("*")) if p.is_file()}
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "already finished" in res.output
-    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()} == before
+    assert {p.relative_to(out).as_posix(): (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(out.rglob("*")) if p.is_file()} == before
 
 
 def test_corrupt_checkpoint_is_an_error_and_nothing_is_overwritten(tmp_path):
     out = tmp_path / "run"
     train(tiny_cfg(total_steps=96), out, stop_after_updates=1)
     (out / "checkpoint.pt").write_bytes(b"\x00garbage")
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     with pytest.raises(CheckpointError, match="checkpoint.pt"):
         train(tiny_cfg(total_steps=96), out)
     res = runner.invoke(app, ["train", "--out", str(out), "--total-steps", "96", "--seed", "3", *TINY])
     assert res.exit_code == 2
     assert "checkpoint.pt" in res.output and len(res.output.strip().splitlines()) == 1
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
 
 
 def test_changed_settings_on_existing_run_are_rejected(tmp_path):

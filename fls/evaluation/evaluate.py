@@ -473,10 +473,15 @@ def episodes_csv(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def write_outputs(result: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """``OUT/eval.json`` (everything) and ``OUT/episodes.csv`` (the episode rows), each written atomically."""
+    """``OUT/eval.json`` (everything), ``OUT/episodes.csv`` (the episode rows) and ``OUT/metrics.json``.
+
+    metrics.json is what dvc.yaml registers under ``metrics:``: the result numbers only, recomputed from
+    the episode rows, so ``dvc metrics diff`` never lists config, provenance or timing.
+    """
     out = Path(out_dir)
-    paths = {"eval": out / "eval.json", "episodes": out / "episodes.csv"}
+    paths = {"eval": out / "eval.json", "episodes": out / "episodes.csv", "metrics": out / "metrics.json"}
     atomic_write_text(paths["episodes"], episodes_csv(result["episodes"]))
+    atomic_write_json(paths["metrics"], summarize(result["episodes"]))
     atomic_write_json(paths["eval"], result)
     return paths
 

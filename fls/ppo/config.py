@@ -46,7 +46,9 @@ _PPO_FIELDS = tuple(f.name for f in fields(PPOConfig))
 
 # TrainConfig fields that may differ between an interrupted run and its resumption: they change how the
 # run is executed, not what it learns. Everything else (total_steps included) must match.
-RESUMABLE_CHANGES: tuple[str, ...] = ("checkpoint_every", "device", "torch_threads", "env_threads", "progress")
+RESUMABLE_CHANGES: tuple[str, ...] = (
+    "checkpoint_every", "device", "torch_threads", "env_threads", "progress", "tensorboard",
+)
 
 
 @dataclass
@@ -88,6 +90,7 @@ class TrainConfig:
     env_threads: int = 0  # native threads of the C++ vector env (0 = one per env, capped by ALE)
     deterministic: bool = True  # torch.use_deterministic_algorithms (CPU runs repeat bit for bit)
     progress: bool = True  # tqdm progress bar
+    tensorboard: bool = False  # also write RUN/tensorboard/ event files (dvclive files are always written)
 
     @property
     def ppo(self) -> PPOConfig:

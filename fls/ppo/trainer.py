@@ -41,6 +41,7 @@ from fls.config import ConfigError
 from fls.device import resolve_device
 from fls.games import get_game
 from fls.ppo.config import PPOConfig, TrainConfig
+from fls.ppo.live_log import TrainingLog
 from fls.ppo.losses import ADV_EPS, compute_gae, explained_variance, ppo_losses
 from fls.runinfo import write_run_info
 
@@ -383,6 +384,7 @@ class _Trainer:
 
         metrics = _CsvAppender(self.out / METRICS, METRIC_COLUMNS)
         episodes_csv = _CsvAppender(self.out / EPISODES, EPISODE_COLUMNS)
+        live = TrainingLog.replaying(self.out, self.out / METRICS, tensorboard=cfg.tensorboard)  # dvclive mirror
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.planned_steps, initial=self.global_step, unit="step", disable=not cfg.progress,
@@ -458,6 +460,7 @@ class _Trainer:
                 }
                 metrics.write(row)
                 metrics.flush()
+                live.log(row)
                 episodes_csv.flush()
                 if on_update is not None:
                     on_update(row)
@@ -473,6 +476,7 @@ class _Trainer:
                 self.pool.shutdown(wait=True)
             bar.close()
             metrics.close()
+            live.close()
             episodes_csv.close()
             env.close()
 

@@ -7,14 +7,13 @@ like a comparison and is not one.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fls.atomic import atomic_write_json, atomic_write_text
 from fls.config import ConfigError, build_config, load_config, read_params, resolved
-from fls.report import appendix_figures, figures, perception, table4_corrections, tables
+from fls.report import appendix_figures, demo_summary, figures, perception, seed_stats, table4_corrections, tables
 from fls.report.layout import GridConfig, Layout
 from fls.runinfo import write_run_info
 
@@ -75,25 +74,6 @@ def _profile_banner(ctx: ReportContext) -> str:
     return " ".join(lines)
 
 
-def _flat_metrics(t3: tables.Table, t4: tables.Table, t5: tables.Table) -> dict[str, Any]:
-    """Nested JSON of our numbers only (no paper values), for ``dvc metrics show/diff``; missing cells omitted."""
-
-    def num(v: float) -> float | None:
-        return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 6)
-
-    out: dict[str, Any] = {"eval": {}, "saliency": {}, "infinite": {}}
-    for r in t3.data.itertuples(index=False):
-        if r.seeds:
-            out["eval"].setdefault(r.game, {})[r.arch] = {"mean": num(r.mean), "std": num(r.std), "episodes": int(r.episodes)}
-    for r in t4.data.itertuples(index=False):
-        if r.seeds and num(r.mean) is not None:
-            out["saliency"].setdefault(r.metric, {}).setdefault(r.game, {})[r.model] = num(r.mean)
-    for r in t5.data.itertuples(index=False):
-        if r.infinite_seeds:
-            out["infinite"][r.arch] = {"breakout": num(r.breakout_mean), "infinite": num(r.infinite_mean)}
-    return out
-
-
 def build_report(
     params_file: Path, runs: Path, evals: Path, scores: Path, out: Path, overrides: dict[str, Any] | None = None
 ) -> dict[str, Path]:
@@ -104,6 +84,7 @@ def build_report(
     out = Path(out)
     banner = _profile_banner(ctx)
     built = [tables.table2(), tables.table3(ctx.grid, layout), tables.table4(ctx.grid, layout), tables.table5(ctx.grid, layout)]
+    built += [seed_stats.table3b(ctx.grid, layout), seed_stats.table4b(ctx.grid, layout)]  # across-seed statistics
     if ctx.grid.score_variants:  # beside Table 4: what each scoring correction changes
         built.append(table4_corrections.table(ctx.grid, layout))
     written: dict[str, Path] = {}
@@ -114,9 +95,13 @@ def build_report(
     title = f"profile: {ctx.profile}"
     if cfg.figures:
         curves = figures.write_curves(ctx.grid, layout, out / "figures" / "fig3_reward_curves.png", out / "fig3_curves.csv",
-                                       f"Figure 3: reward curves (mean ± std over seeds) — {title}")
+                                       f"Figure 3: reward curves (mean ± std over seeds) — {title}",
+                                       reference=demo_summary.random_band())
         figs["fig3_reward_curves.png"] = curves["png"]
         written["fig3_curves.csv"] = curves["csv"]
+        prof = seed_stats.write_profiles(ctx.grid, layout, out / "figures" / "performance_profiles.png",
+                                         out / "performance_profiles.csv", f"Performance profiles — {title}")
+        figs["performance_profiles.png"], written["performance_profiles.csv"] = prof["png"], prof["csv"]
         for game, p in figures.write_gaze_panels(
             ctx.grid, layout, Path(cfg.atari_head), out / "figures", frames=cfg.panel_frames, seed=cfg.panel_seed,
             title=f"Figure 5-style gaze panels — {title}",
@@ -133,14 +118,16 @@ def build_report(
         ).items():
             figs[p.name] = p
     written.update(figs)
-    written["metrics.json"] = atomic_write_json(out / "metrics.json", {"profile": ctx.profile, **_flat_metrics(*built[1:4])})
-    written["index.md"] = atomic_write_text(out / "index.md", _index(ctx, built, figs, out))
+    written["metrics.json"] = atomic_write_json(out / "metrics.json", seed_stats.flat_metrics(built))
+    summary = demo_summary.paragraphs(ctx.profile, ctx.atari_head_source, built, ctx.grid,
+                                      seed_stats.train_steps(ctx.grid, layout))
+    written["index.md"] = atomic_write_text(out / "index.md", _index(ctx, built, figs, out, summary))
     write_run_info(out / "run_info.json", {"report": resolved(cfg), "grid": resolved(ctx.grid), "profile": ctx.profile},
                    stage="report")
     return written
 
 
-def _index(ctx: ReportContext, built: list[tables.Table], figs: dict[str, Path], out: Path) -> str:
+def _index(ctx: ReportContext, built: list[tables.Table], figs: dict[str, Path], out: Path, summary: list[str]) -> str:
     g = ctx.grid
     lines = [
         f"# Free-Lunch Saliency reproduction report — profile `{ctx.profile}`",
@@ -161,7 +148,8 @@ def _index(ctx: ReportContext, built: list[tables.Table], figs: dict[str, Path],
     ]
     for t in built:
         lines.append(f"- {t.title}: [Markdown](tables/{t.name}.md), [CSV](tables/{t.name}.csv), [LaTeX](tables/{t.name}.tex)")
-    lines += ["", "## Figures", ""]
+    lines += ["", "## What this run shows", "", *summary, ""]
+    lines += ["## Figures", ""]
     if not figs:
         lines.append("- (figures disabled or nothing to draw)")
     for name, p in figs.items():

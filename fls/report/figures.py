@@ -31,6 +31,7 @@ from fls.atomic import atomic_path, atomic_write_text  # noqa: E402
 from fls.report.inputs import read_curve  # noqa: E402
 from fls.report.layout import GridConfig, Layout  # noqa: E402
 
+WINDOW_LABEL = "100-game mean, 95 %"  # what the reference band of Figure 3 is (fls.report.demo_summary)
 FRAMES_PER_STEP = 4  # frame skip: one agent step = 4 emulator frames (the paper's x axis is frames)
 CURVE_COLUMNS = ["game", "arch", "step", "frames", "eprewmean_mean", "eprewmean_std", "seeds"]
 
@@ -57,8 +58,11 @@ def curve_table(grid: GridConfig, layout: Layout) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
-def plot_curves(curves: pd.DataFrame, path: Path, title: str) -> Path:
-    """One panel per game, one line (mean) and band (± std over seeds) per architecture."""
+def plot_curves(curves: pd.DataFrame, path: Path, title: str, reference: dict | None = None) -> Path:
+    """One panel per game, one line (mean) and band (± std over seeds) per architecture.
+
+    ``reference``: {game: (mean, half-width)} of a random policy, drawn as a grey band (the floor to clear).
+    """
     games = list(dict.fromkeys(curves["game"])) or ["(no runs)"]
     ncols = min(3, len(games))
     nrows = math.ceil(len(games) / ncols)
@@ -72,6 +76,10 @@ def plot_curves(curves: pd.DataFrame, path: Path, title: str) -> Path:
             ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.2, linewidth=0)
             if len(x) <= 3:  # a band over one or two steps is invisible: draw the std as error bars too
                 ax.errorbar(x, m, yerr=s, color=line.get_color(), fmt="none", capsize=3, linewidth=1)
+        if reference and game in reference:
+            m, sd = reference[game]
+            ax.axhspan(m - sd, m + sd, color="0.5", alpha=0.15, linewidth=0)
+            ax.axhline(m, color="0.4", linewidth=0.8, linestyle=":", label=f"random policy, {WINDOW_LABEL}: {m:.2f} ± {sd:.2f}")
         ax.set_title(game)
         ax.set_xlabel("environment frames")
         ax.set_ylabel("eprewmean")
@@ -94,11 +102,12 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
-def write_curves(grid: GridConfig, layout: Layout, png_path: Path, csv_path: Path, title: str) -> dict[str, Path]:
+def write_curves(grid: GridConfig, layout: Layout, png_path: Path, csv_path: Path, title: str,
+                 reference: dict | None = None) -> dict[str, Path]:
     """The PNG and its long-format data (the CSV sits outside the figures folder: it is a DVC plot)."""
     curves = curve_table(grid, layout)
     atomic_write_text(csv_path, curves.to_csv(index=False, float_format="%.6g"))
-    return {"csv": Path(csv_path), "png": plot_curves(curves, Path(png_path), title)}
+    return {"csv": Path(csv_path), "png": plot_curves(curves, Path(png_path), title, reference)}
 
 
 # ------------------------------------------------------------------------------------- gaze panels

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -76,10 +77,20 @@ class EvalResult:
 
 
 def read_eval(eval_dir: Path) -> EvalResult | None:
-    """Episode rewards of one evaluation (``eval.json``: ``episodes[*].reward``, ``summary``)."""
-    path = eval_dir / "eval.json"
-    if not path.exists():
+    """Episode rewards of one evaluation (``eval.json``: ``episodes[*].reward``, ``summary``).
+
+    Tables 3, 3b and 5 and the profiles all read the same files: each is parsed once per (path, mtime, size).
+    """
+    path = Path(eval_dir) / "eval.json"
+    try:
+        st = path.stat()
+    except FileNotFoundError:
         return None
+    return _read_eval_cached(path, st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=4096)
+def _read_eval_cached(path: Path, mtime_ns: int, size: int) -> EvalResult:
     data = _read_json(path)
     episodes = data.get("episodes")
     if not isinstance(episodes, list):

@@ -276,6 +276,9 @@ def score_model(
 # ------------------------------------------------------------------------------------------ summaries
 
 
+RESULT_COUNTS = ("n_trials", "n_inputs", "n_inputs_with_fixations")
+
+
 def metric_summary(df: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return {m: M.summarise(df[m].to_numpy(dtype=np.float64)) for m in METRICS}
 
@@ -409,6 +412,8 @@ def score_to_dir(
         "seconds": round(time.perf_counter() - t0, 3),
     }
     atomic_write_json(out / "summary.json", summary)
+    # The dvc.yaml `metrics:` file: results only (counts and per-metric statistics), nothing of the config.
+    atomic_write_json(out / "metrics.json", {**{k: summary[k] for k in RESULT_COUNTS}, **summary["metrics"]})
     write_run_info(
         out / "run_info.json",
         resolved(cfg),
