@@ -30,6 +30,10 @@ def main(
     num_steps: Annotated[Optional[int], typer.Option("--num-steps", help="Steps per env per rollout (paper: 128).")] = None,
     torch_threads: Annotated[Optional[int], typer.Option("--torch-threads", help="CPU threads (parallel batch shards; 0 = one per CPU).")] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show a progress bar.")] = None,
+    max_episode_steps: Annotated[
+        Optional[int],
+        typer.Option("--max-episode-steps", help="Whole-game cap in agent steps for this game; drops train.max_episode_steps_by_game."),
+    ] = None,
     restart_on_change: Annotated[
         bool,
         typer.Option(
@@ -42,7 +46,8 @@ def main(
     overrides = {
         "arch": arch, "game": game, "seed": seed, "total_steps": total_steps, "device": device,
         "checkpoint_every": checkpoint_every, "num_envs": num_envs, "num_steps": num_steps,
-        "torch_threads": torch_threads, "progress": progress,
+        "torch_threads": torch_threads, "progress": progress, "max_episode_steps": max_episode_steps,
+        "max_episode_steps_by_game": {} if max_episode_steps is not None else None,
     }
     cfg = load_config(TrainConfig, params, "train" if params is not None else None, overrides)
     try:
