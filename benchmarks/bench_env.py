@@ -1,9 +1,9 @@
 """Env-only throughput of the training vector env (random actions), and what its Python layer costs.
 
 For 8 and 16 envs it prints agent steps/s and emulator frames/s of:
-  raw   - ale-py's AtariVectorEnv alone, configured as fls uses it (SameStep, life-loss info, no clipping);
-  fls   - fls.envs.AtariVecEnv on top of it (episodic life, forced FIRE, whole-game statistics);
-and the share of steps that were forced FIRE steps (``valid`` False), i.e. samples the learner drops.
+  raw   - the C++ backend alone (one single-env AtariVectorEnv per env, stepped together);
+  fls   - fls.envs.AtariVecEnv on top of it (Baselines' episodic life, hidden skips, zeroed stacks, stats);
+and the hidden skips per agent step (emulation the agent never sees, not counted in the steps/s).
 With ``--python-workers W`` it also times BreakoutInfinite's Python evaluation backend (8 envs, in
 process and over W worker processes).
 
@@ -42,23 +42,19 @@ def main() -> None:
     seconds = 1.0 if args.quick else args.seconds
     rng = np.random.default_rng(0)
     print(f"game={args.game} seconds/config={seconds}")
-    print(f"{'envs':>4} {'layer':>5} {'agent steps/s':>14} {'frames/s':>10} {'forced FIRE share':>18}")
+    print(f"{'envs':>4} {'layer':>5} {'agent steps/s':>14} {'frames/s':>10} {'hidden per step':>18}")
     for n in (8, 16):
         env = make_vector_env(args.game, n, 1, num_threads=args.num_threads)
         env.reset()
-        raw = env._backend._env  # the bare AtariVectorEnv underneath
-        steps, dt = _measure(raw.step, n, env.num_actions, seconds, rng)
+        ids = np.arange(n)
+        steps, dt = _measure(lambda a, b=env._backend: b.step(ids, a), n, env.num_actions, seconds, rng)
         rate = steps * n / dt
         print(f"{n:>4} {'raw':>5} {rate:>14.0f} {rate * FRAME_SKIP:>10.0f} {'-':>18}")
         env.reset()
-        invalid = [0]
-
-        def fls_step(a, env=env, invalid=invalid):
-            invalid[0] += int((~env.step(a).valid).sum())
-
-        steps, dt = _measure(fls_step, n, env.num_actions, seconds, rng)
+        hidden0 = env.hidden_steps
+        steps, dt = _measure(env.step, n, env.num_actions, seconds, rng)
         rate = steps * n / dt
-        share = invalid[0] / (steps * n)
+        share = (env.hidden_steps - hidden0) / (steps * n)
         print(f"{n:>4} {'fls':>5} {rate:>14.0f} {rate * FRAME_SKIP:>10.0f} {share:>18.4f}")
         env.close()
     if args.python_workers > 0:

@@ -7,12 +7,22 @@
 
     python benchmarks/bench_train.py            # about 3 minutes on 2 CPU cores
     python benchmarks/bench_train.py --quick    # about 1 minute
+    python benchmarks/bench_train.py --compare 6abdcc2 --rounds 2   # (a) and (b), old tree vs this one
+
+``--compare REF`` extracts commit REF of this repository (``git archive``) into a temporary folder and
+runs (a) and (b) alternately with that tree and with this one on the import path, in subprocesses, so
+one invocation prints the figure before a change next to the figure after it (issue 11: the
+Baselines-exact env must stay within 10 % of the lock-step env it replaced).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -104,8 +114,35 @@ def bench_net(arch: str, repeats: int, threads: int) -> None:
           f"-> {T * N / (upd + inf):7.1f} steps/s without the env")
 
 
+def compare(ref: str, rounds: int, quick: bool, torch_threads: int, archs: list[str]) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "-C", str(repo), "archive", ref], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        trees = {f"old ({ref})": tmp, "new (this tree)": str(repo)}
+        figures: dict[str, list[dict[str, float]]] = {k: [] for k in trees}
+        for r in range(rounds):
+            for name, root in trees.items():
+                env = {**os.environ, "PYTHONPATH": root}
+                cmd = [sys.executable, __file__, "--_figures", "--torch-threads", str(torch_threads), "--archs", ",".join(archs)]
+                out = subprocess.run(cmd + (["--quick"] if quick else []), env=env, check=True, capture_output=True,
+                                     text=True, cwd=root).stdout
+                fig = json.loads(out.strip().splitlines()[-1])
+                figures[name].append(fig)
+                print(f"  round {r + 1} {name:20s} " + "  ".join(f"{k} {v:7.1f}" for k, v in fig.items()), flush=True)
+    print("median steps/s over rounds:")
+    keys = list(next(iter(figures.values()))[0])
+    med = {name: {k: float(np.median([f[k] for f in figs])) for k in keys} for name, figs in figures.items()}
+    old, new = med.values()
+    for k in keys:
+        print(f"  {k:22s} old {old[k]:7.1f}  new {new[k]:7.1f}  new/old {new[k] / old[k]:6.1%}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--compare", metavar="REF", help="also measure git commit REF of this repo, alternately")
+    ap.add_argument("--rounds", type=int, default=2, help="with --compare: alternations old/new")
+    ap.add_argument("--_figures", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="fewer updates / steps (noisier)")
     ap.add_argument("--torch-threads", type=int, default=2, help="TrainConfig.torch_threads (0 = one per CPU)")
     ap.add_argument("--env-threads", type=int, default=0, help="vector-env native threads (0 = default)")
@@ -113,7 +150,19 @@ def main() -> None:
     a = ap.parse_args()
     archs = [x for x in a.archs.split(",") if x]
     updates = 3 if a.quick else 8
+    if a._figures:  # one side of --compare: (a) and (b) as one JSON line
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            fig = {f"train {arch}": bench_loop(arch, updates, a.torch_threads, a.env_threads) for arch in archs}
+            fig["env only"] = bench_env(4096 if a.quick else 16384, a.env_threads)
+        print(json.dumps(fig))
+        return
     print(f"torch {torch.__version__}, torch_threads {a.torch_threads} (0 = one per CPU), Breakout, 8 envs x 128 steps")
+    if a.compare:
+        compare(a.compare, a.rounds, a.quick, a.torch_threads, archs)
+        return
     for arch in archs:
         bench_loop(arch, updates, a.torch_threads, a.env_threads)
     bench_env(4096 if a.quick else 16384, a.env_threads)

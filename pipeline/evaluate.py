@@ -26,7 +26,10 @@ def main(
     episodes: Annotated[Optional[int], typer.Option("--episodes", help="Whole-game episodes in total (8192).")] = None,
     num_envs: Annotated[Optional[int], typer.Option("--num-envs", help="Parallel envs; must divide --episodes (16).")] = None,
     seed: Seed = None,
-    max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="Episode cap in raw frames for every game; drops evaluate.max_frames_by_game (108000).")] = None,
+    max_episode_steps: Annotated[
+        Optional[int],
+        typer.Option("--max-episode-steps", help="Episode cap in agent steps for every game; drops evaluate.max_episode_steps_by_game."),
+    ] = None,
     deterministic: Annotated[
         Optional[bool], typer.Option("--deterministic/--stochastic", help="Argmax actions instead of sampling.")
     ] = None,
@@ -48,9 +51,9 @@ def main(
         "episodes": episodes,
         "num_envs": num_envs,
         "seed": seed,
-        "max_frames": max_frames,
+        "max_episode_steps": max_episode_steps,
         # an explicit cap is the cap: per-game entries from the params file must not override the flag
-        "max_frames_by_game": {} if max_frames is not None else None,
+        "max_episode_steps_by_game": {} if max_episode_steps is not None else None,
         "deterministic": deterministic,
         "device": device,
         "frame_every": frame_every,
@@ -73,7 +76,7 @@ def main(
     s = result["summary"]
     typer.echo(
         f"{result['arch']} on {result['game']}: {s['n']} episodes, mean {s['mean']:.1f} +- {s['std']:.1f} "
-        f"(min {s['min']:.0f}, max {s['max']:.0f}, {s['n_truncated']} truncated at {s['max_frames']} frames) "
+        f"(min {s['min']:.0f}, max {s['max']:.0f}, {s['n_truncated']} cut at {s['max_episode_steps']} steps) "
         f"-> {result['paths']['eval']}"
     )
     if result.get("video"):

@@ -33,6 +33,10 @@ def main(
     tensorboard: Annotated[
         Optional[bool], typer.Option("--tensorboard/--no-tensorboard", help="Also write TensorBoard events to OUT/tensorboard/.")
     ] = None,
+    max_episode_steps: Annotated[
+        Optional[int],
+        typer.Option("--max-episode-steps", help="Whole-game cap in agent steps for this game; drops train.max_episode_steps_by_game."),
+    ] = None,
     restart_on_change: Annotated[
         bool,
         typer.Option(
@@ -46,6 +50,8 @@ def main(
         "arch": arch, "game": game, "seed": seed, "total_steps": total_steps, "device": device,
         "checkpoint_every": checkpoint_every, "num_envs": num_envs, "num_steps": num_steps,
         "torch_threads": torch_threads, "progress": progress, "tensorboard": tensorboard,
+        "max_episode_steps": max_episode_steps,
+        "max_episode_steps_by_game": {} if max_episode_steps is not None else None,
     }
     cfg = load_config(TrainConfig, params, "train" if params is not None else None, overrides)
     try:

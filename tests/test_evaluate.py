@@ -165,7 +165,7 @@ def test_summary_of_rows():
 
 def test_real_env_run_is_reproducible_and_flags_the_cap():
     # 100 agent steps per game at most: a random Breakout agent with 5 lives does not finish that fast.
-    cfg = EvalConfig(episodes=4, num_envs=2, seed=1000, max_frames=400, device="cpu")
+    cfg = EvalConfig(episodes=4, num_envs=2, seed=1000, max_episode_steps=100, device="cpu")
     a = evaluate(fresh(), "Breakout", cfg, progress=False)
     b = evaluate(fresh(), "Breakout", cfg, progress=False)
     assert a["episodes"] == b["episodes"]
@@ -173,54 +173,54 @@ def test_real_env_run_is_reproducible_and_flags_the_cap():
     assert len(a["episodes"]) == 4
     assert a["summary"]["n_truncated"] == sum(r["truncated"] for r in a["episodes"]) > 0
     for r in a["episodes"]:
-        assert r["length_frames"] <= 400 and r["length_steps"] * 4 == r["length_frames"]
+        assert r["length_steps"] <= 100 and r["length_steps"] * 4 == r["length_frames"]
         if r["truncated"]:
-            assert r["length_frames"] == 400
+            assert r["length_steps"] == 100
 
 
 def test_real_env_groups_are_reproducible_and_seeded_as_recorded():
-    cfg = EvalConfig(episodes=4, num_envs=4, seed=1000, max_frames=200, device="cpu", env_groups=2)
+    cfg = EvalConfig(episodes=4, num_envs=4, seed=1000, max_episode_steps=50, device="cpu", env_groups=2)
     a = evaluate(fresh(), "Breakout", cfg, progress=False)
     b = evaluate(fresh(), "Breakout", cfg, progress=False)
     assert a["episodes"] == b["episodes"] and a["eval_env_seeds"] == [1000, 1001, 1002, 1003]
     assert [r["env"] for r in a["episodes"]] == [0, 1, 2, 3]
 
 
-def test_per_game_cap_overrides_max_frames_and_is_validated():
-    cfg = load_config(EvalConfig, None, None, {"max_frames": 108000,
-                                               "max_frames_by_game": {"Breakout": 3e4, "BreakoutInfinite": 20000}})
-    assert cfg.max_frames_by_game == {"Breakout": 30000, "BreakoutInfinite": 20000}
-    assert cfg.max_frames_for("Breakout") == cfg.max_frames_for("breakout") == 30000
-    assert cfg.max_frames_for("BreakoutInfinite") == 20000  # a variant has its own entry
-    assert cfg.max_frames_for("Seaquest") == 108000
+def test_per_game_cap_overrides_max_episode_steps_and_is_validated():
+    cfg = load_config(EvalConfig, None, None, {"max_episode_steps": 108000,
+                                               "max_episode_steps_by_game": {"Breakout": 3e4, "BreakoutInfinite": 20000}})
+    assert cfg.max_episode_steps_by_game == {"Breakout": 30000, "BreakoutInfinite": 20000}
+    assert cfg.max_episode_steps_for("Breakout") == cfg.max_episode_steps_for("breakout") == 30000
+    assert cfg.max_episode_steps_for("BreakoutInfinite") == 20000  # a variant has its own entry
+    assert cfg.max_episode_steps_for("Seaquest") == 108000
     for caps, message in (
-        ({"Pong": 100}, r"max_frames_by_game': unknown game 'Pong' \(valid: BeamRider, .*BreakoutInfinite\)"),
-        ({"Breakout": 0}, "Breakout must be a positive integer number of frames, got 0"),
+        ({"Pong": 100}, r"max_episode_steps_by_game': unknown game 'Pong' \(valid: BeamRider, .*BreakoutInfinite\)"),
+        ({"Breakout": 0}, "Breakout must be a positive integer number of agent steps, got 0"),
         ({"Breakout": True}, "Breakout must be a positive integer"),
         ({"Breakout": 2.5}, "Breakout must be a positive integer"),
-        (["Breakout=30000"], "must be a mapping of game name to frames"),
+        (["Breakout=30000"], "must be a mapping of game name to agent steps"),
     ):
         with pytest.raises(EvaluationError, match=message):
-            EvalConfig(max_frames_by_game=caps).validate()
+            EvalConfig(max_episode_steps_by_game=caps).validate()
 
 
 def test_real_env_uses_the_game_cap_and_reports_it():
-    # Breakout's own cap (100 frames) applies, not max_frames; a random agent never loses 5 lives in 25 steps.
-    cfg = EvalConfig(episodes=2, num_envs=2, seed=1000, max_frames=400, max_frames_by_game={"Breakout": 100},
+    # Breakout's own cap (25 steps) applies, not max_episode_steps; a random agent never loses 5 lives in 25 steps.
+    cfg = EvalConfig(episodes=2, num_envs=2, seed=1000, max_episode_steps=100, max_episode_steps_by_game={"Breakout": 25},
                      device="cpu", env_groups=1)
     result = evaluate(fresh(), "Breakout", cfg, progress=False)
-    assert result["summary"]["max_frames"] == 100 and result["config"]["max_frames_by_game"] == {"Breakout": 100}
-    assert [r["length_frames"] for r in result["episodes"]] == [100, 100]
+    assert result["summary"]["max_episode_steps"] == 25 and result["config"]["max_episode_steps_by_game"] == {"Breakout": 25}
+    assert [r["length_steps"] for r in result["episodes"]] == [25, 25]  # hidden start skips included
     assert result["summary"]["n_truncated"] == 2
     other = evaluate(fresh(), "BreakoutInfinite", cfg, progress=False)
-    assert other["summary"]["max_frames"] == 400  # no entry for the variant: the general cap
+    assert other["summary"]["max_episode_steps"] == 100  # no entry for the variant: the general cap
 
 
 def test_breakout_infinite_runs_with_a_breakout_model():
-    cfg = EvalConfig(episodes=2, num_envs=2, seed=1000, max_frames=200, device="cpu")
+    cfg = EvalConfig(episodes=2, num_envs=2, seed=1000, max_episode_steps=50, device="cpu")
     result = evaluate(fresh(), "BreakoutInfinite", cfg, progress=False)
     assert result["game"] == "BreakoutInfinite" and result["base_game"] == "Breakout"
-    assert result["summary"]["n"] == 2 and all(r["length_frames"] <= 200 for r in result["episodes"])
+    assert result["summary"]["n"] == 2 and all(r["length_steps"] <= 50 for r in result["episodes"])
     with pytest.raises(EvaluationError, match="BreakoutInfinite has 4"):
         evaluate(fresh(num_actions=18), "BreakoutInfinite", cfg, progress=False)
 
@@ -248,7 +248,7 @@ def test_cli_fresh_model_writes_documented_outputs(tmp_path):
     res = runner.invoke(
         app,
         ["evaluate", "--arch", "sparse_fls", "--game", "Breakout", "--episodes", "2", "--num-envs", "2",
-         "--max-frames", "200", "--device", "cpu", "--quiet", "--out", str(out)],
+         "--max-episode-steps", "50", "--device", "cpu", "--quiet", "--out", str(out)],
     )
     assert res.exit_code == 0, res.output
     data = json.loads((out / "eval.json").read_text())
@@ -272,7 +272,7 @@ def test_cli_checkpoint_records_hash_and_training_seeds(tmp_path):
     out = tmp_path / "eval"
     res = runner.invoke(
         app,
-        ["evaluate", "--checkpoint", str(ckpt), "--episodes", "2", "--num-envs", "2", "--max-frames", "100",
+        ["evaluate", "--checkpoint", str(ckpt), "--episodes", "2", "--num-envs", "2", "--max-episode-steps", "25",
          "--device", "cpu", "--quiet", "--out", str(out)],
     )
     assert res.exit_code == 0, res.output
@@ -310,7 +310,7 @@ def test_cli_bad_input_gives_one_line_error(tmp_path, setup, extra, message):
     elif setup in ("overlap", "good"):
         _checkpoint(path, seed=1000, num_envs=8)
     res = runner.invoke(
-        app, ["evaluate", "--checkpoint", str(path), "--max-frames", "100", "--device", "cpu", "--quiet",
+        app, ["evaluate", "--checkpoint", str(path), "--max-episode-steps", "25", "--device", "cpu", "--quiet",
               "--out", str(tmp_path / "o"), *extra]
     )
     assert res.exit_code == 2, res.output
@@ -330,7 +330,7 @@ def test_cli_evaluates_a_tiny_trained_run(tmp_path):
     out = tmp_path / "eval"
     res = runner.invoke(
         app,
-        ["evaluate", "--run", str(run), "--episodes", "2", "--num-envs", "2", "--max-frames", "200", "--quiet",
+        ["evaluate", "--run", str(run), "--episodes", "2", "--num-envs", "2", "--max-episode-steps", "50", "--quiet",
          "--device", "cpu", "--out", str(out)],
     )
     assert res.exit_code == 0, res.output
@@ -346,7 +346,7 @@ def test_cli_evaluates_a_tiny_trained_run(tmp_path):
 
 def test_cli_reads_params_section_and_flags_override(tmp_path):
     params = tmp_path / "params.yaml"
-    params.write_text("evaluate:\n  episodes: 4\n  num_envs: 2\n  max_frames: 100\n  seed: 2000\n")
+    params.write_text("evaluate:\n  episodes: 4\n  num_envs: 2\n  max_episode_steps: 25\n  seed: 2000\n")
     out = tmp_path / "e"
     res = runner.invoke(app, ["evaluate", "--params", str(params), "--arch", "nature_cnn", "--game", "Enduro",
                               "--episodes", "2", "--device", "cpu", "--quiet", "--out", str(out)])
@@ -354,22 +354,22 @@ def test_cli_reads_params_section_and_flags_override(tmp_path):
     data = json.loads((out / "eval.json").read_text())
     assert (data["config"]["episodes"], data["config"]["num_envs"], data["config"]["seed"]) == (2, 2, 2000)
     assert data["num_actions"] == 9 and data["summary"]["n_truncated"] == 2  # Enduro cannot end in 25 steps
-    # a per-game cap from the params file applies; an explicit --max-frames replaces every cap
-    params.write_text("evaluate:\n  episodes: 2\n  num_envs: 2\n  max_frames: 400\n  seed: 2000\n"
-                      "  max_frames_by_game: {Enduro: 60}\n")
+    # a per-game cap from the params file applies; an explicit --max-episode-steps replaces every cap
+    params.write_text("evaluate:\n  episodes: 2\n  num_envs: 2\n  max_episode_steps: 100\n  seed: 2000\n"
+                      "  max_episode_steps_by_game: {Enduro: 15}\n")
     res = runner.invoke(app, ["evaluate", "--params", str(params), "--arch", "nature_cnn", "--game", "Enduro",
                               "--device", "cpu", "--quiet", "--out", str(out)])
     assert res.exit_code == 0, res.output
     data = json.loads((out / "eval.json").read_text())
-    assert data["summary"]["max_frames"] == 60 and {r["length_frames"] for r in data["episodes"]} == {60}
-    assert "truncated at 60 frames" in res.output
+    assert data["summary"]["max_episode_steps"] == 15 and {r["length_steps"] for r in data["episodes"]} == {15}
+    assert "2 cut at 15 steps" in res.output
     res = runner.invoke(app, ["evaluate", "--params", str(params), "--arch", "nature_cnn", "--game", "Enduro",
-                              "--max-frames", "80", "--device", "cpu", "--quiet", "--out", str(out)])
+                              "--max-episode-steps", "20", "--device", "cpu", "--quiet", "--out", str(out)])
     assert res.exit_code == 0, res.output
     data = json.loads((out / "eval.json").read_text())
-    assert data["config"]["max_frames_by_game"] == {} and data["summary"]["max_frames"] == 80
-    assert {r["length_frames"] for r in data["episodes"]} == {80}
-    params.write_text("evaluate:\n  max_frames_by_game: {Pong: 30000}\n")
+    assert data["config"]["max_episode_steps_by_game"] == {} and data["summary"]["max_episode_steps"] == 20
+    assert {r["length_steps"] for r in data["episodes"]} == {20}
+    params.write_text("evaluate:\n  max_episode_steps_by_game: {Pong: 30000}\n")
     res = runner.invoke(app, ["evaluate", "--params", str(params), "--arch", "nature_cnn", "--game", "Enduro",
                               "--out", str(out)])
     assert res.exit_code == 2 and "unknown game 'Pong'" in res.output

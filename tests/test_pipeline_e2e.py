@@ -99,10 +99,10 @@ def test_repro_writes_every_declared_output_and_tables_parse(project):
     assert (root / "reports" / "figures" / "fig4_perception_Breakout.png").exists()
     index = (root / "reports" / "index.md").read_text()
     assert "profile `tiny`" in index and "(figures/fig4_perception_Breakout.png)" in index
-    # the per-game episode cap of the tiny profile (BreakoutInfinite: 160) applies; Breakout keeps max_frames
-    caps = {g: json.loads((root / "evals" / g / "sparse_fls" / "1" / "eval.json").read_text())["summary"]["max_frames"]
+    # the per-game episode cap of the tiny profile (BreakoutInfinite: 40) applies; Breakout keeps max_episode_steps
+    caps = {g: json.loads((root / "evals" / g / "sparse_fls" / "1" / "eval.json").read_text())["summary"]["max_episode_steps"]
             for g in ("Breakout", "BreakoutInfinite")}
-    assert caps == {"Breakout": 200, "BreakoutInfinite": 160}
+    assert caps == {"Breakout": 50, "BreakoutInfinite": 40}
     # DVC can read what the stages declared as metrics and plots
     shown = json.loads(_run([str(BIN / "dvc"), "metrics", "show", "--json"], root, env).stdout)
     assert shown, "dvc metrics show returned nothing"

@@ -224,7 +224,7 @@ def test_perception_panels_show_the_video_frames_of_a_seeded_rollout(tmp_path, g
     a, arch = perception.rollout_frames(run, "Breakout", steps=6, seed=1000)
     b, _ = perception.rollout_frames(run, "Breakout", steps=6, seed=1000)
     model, _ = load_policy(run)
-    video = perception_rollout(model, "Breakout", seed=1000, max_steps=6, max_frames=108_000).frames
+    video = perception_rollout(model, "Breakout", seed=1000, max_steps=6, max_episode_steps=100_000).frames
     assert arch == "sparse_fls" and len(a) == 6 and a[0].shape == (370, 160, 3)
     assert all(np.array_equal(x, y) and np.array_equal(x, v) for x, y, v in zip(a, b, video))  # same as the video
     assert a[0][210:, :, 1].any()  # the attention model's saliency is drawn (green) on the input panel
@@ -381,9 +381,13 @@ def test_paper_profile_is_the_paper_protocol():
     assert (params["evaluate"]["episodes"], params["evaluate"]["num_envs"]) == (8192, 16)
     assert "BeamRider" not in g["score_games"] and len(g["score_games"]) == 5
     from fls.evaluation.evaluate import EvalConfig
+    from fls.ppo.config import TrainConfig
 
     ev = load_config(EvalConfig, REPO / "profiles" / "paper.yaml", "evaluate")
-    assert [ev.max_frames_for(game) for game in ("Breakout", "BreakoutInfinite", "Seaquest")] == [30000, 30000, 108000]
+    caps = [ev.max_episode_steps_for(game) for game in ("Breakout", "BreakoutInfinite", "Seaquest", "SpaceInvaders")]
+    assert caps == [30000, 30000, 100000, 75000]  # agent steps (docs/evaluation.md)
+    tr = load_config(TrainConfig, REPO / "profiles" / "paper.yaml", "train")
+    assert (tr.max_episode_steps, tr.max_episode_steps_by_game) == (100000, {"SpaceInvaders": 75000})
 
 
 def _import_closure(module: str) -> set[str]:

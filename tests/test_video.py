@@ -127,12 +127,12 @@ def test_real_env_video_through_the_cli(tmp_path, game):
     res = CliRunner().invoke(
         app,
         ["evaluate", "--arch", "sparse_fls_each", "--game", game, "--episodes", "1", "--num-envs", "1",
-         "--max-frames", "120", "--video", str(video), "--frames", str(frames), "--frame-every", "4",
+         "--max-episode-steps", "30", "--video", str(video), "--frames", str(frames), "--frame-every", "4",
          "--video-max-steps", "20", "--device", "cpu", "--quiet", "--out", str(out)],
     )
     assert res.exit_code == 0, res.output
     info = json.loads((out / "eval.json").read_text())["video"]
-    # A 120-frame cap ends the game after 30 agent steps; the video stops at 20.
+    # A 30-step cap ends the game after 30 agent steps (hidden skips included); the video stops at 20.
     assert info["steps"] == 20 and info["video"] == str(video)
     assert read_video_info(video) == {"frames": 20, "height": VIDEO_SIZE[0], "width": VIDEO_SIZE[1]}
     assert info["pngs"] == 5 and len(list(frames.glob("step_*.png"))) == 5

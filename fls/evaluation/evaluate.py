@@ -8,7 +8,7 @@ met its quota.
 
 Actions are sampled from the policy (stochastic evaluation, as the authors did) with a ``torch.Generator``
 seeded from the config, on the CPU, so that a rerun with the same params gives the same numbers. Episodes
-that hit the frame cap are kept with their partial score and flagged ``truncated`` (dropping them would
+that hit the episode cap (agent steps) are kept with their partial score and flagged ``truncated`` (dropping them would
 again bias the sample toward short episodes); the summary counts them.
 """
 
@@ -28,7 +28,8 @@ import torch
 
 from fls.atomic import atomic_write_json, atomic_write_text
 from fls.config import resolved
-from fls.games import GAMES, VARIANTS, base_game, get_game
+from fls.envs.caps import cap_for, check_caps
+from fls.games import base_game
 
 SCHEMA_VERSION = 1
 EPISODE_FIELDS = ("env", "index_in_env", "reward", "length_frames", "length_steps", "truncated")
@@ -45,10 +46,12 @@ class EvalConfig:
     episodes: int = 8192  # total whole-game episodes (the paper's 2**13)
     num_envs: int = 16  # parallel envs; each contributes exactly episodes / num_envs episodes
     seed: int = 1000  # env i is seeded seed + i; the action-sampling generator is seeded with seed
-    max_frames: int = 108_000  # per-episode cap in raw frames (ALE's default) for games not in max_frames_by_game
-    # Per-game caps that replace max_frames, keyed by paper game name (BreakoutInfinite is its own key):
-    # SPEC recommends 30,000 for Breakout, where an agent can keep the ball in play forever.
-    max_frames_by_game: dict[str, int] = field(default_factory=dict)
+    # Per-episode cap in agent steps (4-frame skips, hidden ones included) for games not in
+    # max_episode_steps_by_game. The authors' eval: gym's 100,000-step limit (75,000 for SpaceInvaders)
+    # and --max-eplen (108,000; 30,000 for Breakout), whichever is smaller (docs/evaluation.md).
+    max_episode_steps: int = 100_000
+    max_episode_steps_by_game: dict[str, int] = field(default_factory=dict)
+    episodic_life: bool = True  # the authors' eval kept Baselines' episode_life=True (zeroed stack after a lost life)
     device: str = "auto"  # "auto": cuda if available, else cpu; or any torch device string
     deterministic: bool = False  # False: sample actions from the policy (the protocol); True: argmax
     video_max_steps: int = 2000  # agent steps recorded by --video / --frames at most
@@ -56,12 +59,12 @@ class EvalConfig:
     env_groups: int = 2  # >1: split the envs into groups whose stepping overlaps inference (see run_episodes)
 
     def validate(self) -> None:
-        for name in ("episodes", "num_envs", "max_frames", "video_max_steps", "frame_every", "env_groups"):
+        for name in ("episodes", "num_envs", "max_episode_steps", "video_max_steps", "frame_every", "env_groups"):
             if getattr(self, name) <= 0:
                 raise EvaluationError(f"evaluate: field '{name}' must be positive, got {getattr(self, name)}")
         if self.seed < 0:
             raise EvaluationError(f"evaluate: field 'seed' must be >= 0, got {self.seed}")
-        self.max_frames_by_game = _check_caps(self.max_frames_by_game)
+        self.max_episode_steps_by_game = check_caps(self.max_episode_steps_by_game, "evaluate", EvaluationError)
         if self.num_envs % self.groups:
             raise EvaluationError(
                 f"evaluate: num_envs ({self.num_envs}) must be divisible by env_groups ({self.env_groups}); "
@@ -73,9 +76,9 @@ class EvalConfig:
                 f"every env contributes the same number of episodes"
             )
 
-    def max_frames_for(self, game: str) -> int:
-        """The episode cap that applies to ``game``: its entry in ``max_frames_by_game``, else ``max_frames``."""
-        return int(self.max_frames_by_game.get(_cap_key(game), self.max_frames))
+    def max_episode_steps_for(self, game: str) -> int:
+        """The cap (agent steps) for ``game``: its entry in ``max_episode_steps_by_game``, else ``max_episode_steps``."""
+        return cap_for(game, self.max_episode_steps, self.max_episode_steps_by_game)
 
     @property
     def groups(self) -> int:
@@ -88,34 +91,6 @@ class EvalConfig:
 
     def env_seeds(self) -> list[int]:
         return [self.seed + i for i in range(self.num_envs)]
-
-
-def _cap_key(game: str) -> str:
-    """Paper spelling of a game or variant name (the keys of ``max_frames_by_game``)."""
-    for variant in VARIANTS:
-        if game.strip().lower() == variant.lower():
-            return variant
-    return get_game(game).name
-
-
-def _check_caps(caps: Any) -> dict[str, int]:
-    """``max_frames_by_game`` as {paper game name: positive int}; anything else is a one-line error."""
-    where = "evaluate: field 'max_frames_by_game'"
-    if caps is None:
-        return {}
-    if not isinstance(caps, dict):
-        raise EvaluationError(f"{where} must be a mapping of game name to frames, e.g. {{Breakout: 30000}}, got {caps!r}")
-    out: dict[str, int] = {}
-    valid = [*GAMES, *VARIANTS]
-    for name, frames in caps.items():
-        if not isinstance(name, str) or name not in valid:
-            raise EvaluationError(f"{where}: unknown game {name!r} (valid: {', '.join(valid)})")
-        if isinstance(frames, float) and frames.is_integer():
-            frames = int(frames)  # YAML reads 3e4 as a float
-        if isinstance(frames, bool) or not isinstance(frames, int) or frames <= 0:
-            raise EvaluationError(f"{where}: {name} must be a positive integer number of frames, got {frames!r}")
-        out[name] = frames
-    return out
 
 
 @dataclass(frozen=True)
@@ -405,7 +380,7 @@ def evaluate(
         "device": str(dev),
         "eval_env_seeds": seeds,
         "train_env_seeds": sorted(int(s) for s in train_env_seeds),
-        "summary": {**summarize(rows), "max_frames": cfg.max_frames_for(game)},
+        "summary": {**summarize(rows), "max_episode_steps": cfg.max_episode_steps_for(game)},
         "episodes": rows,
         "timing": {
             "wall_s": wall,
@@ -455,7 +430,8 @@ def open_eval_envs(game: str, cfg: EvalConfig) -> list[VecEnvAdapter]:
     envs: list[VecEnvAdapter] = []
     try:
         for g in range(cfg.groups):
-            envs.append(VecEnvAdapter(make_eval_env(game, size, cfg.seed + g * size, cfg.max_frames_for(game))))
+            envs.append(VecEnvAdapter(make_eval_env(game, size, cfg.seed + g * size, cfg.max_episode_steps_for(game),
+                                                    episodic_life=cfg.episodic_life)))
     except BaseException:
         for e in envs:
             e.close()

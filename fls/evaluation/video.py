@@ -136,7 +136,7 @@ def perception_rollout(
     *,
     seed: int,
     max_steps: int,
-    max_frames: int,
+    max_episode_steps: int,
     deterministic: bool = False,
     device: torch.device | str = "cpu",
     env: RawFrameEnv | None = None,
@@ -153,7 +153,7 @@ def perception_rollout(
     model = model.to(dev).eval()
     own = env is None
     if env is None:
-        env = open_video_env(game, seed, max_frames)
+        env = open_video_env(game, seed, max_episode_steps)
     try:
         # A generator of its own, so that making a video never changes the evaluation's action samples.
         return record_rollout(model, env, ActionSampler(seed, deterministic), dev, max_steps)
@@ -230,7 +230,7 @@ def make_perception_video(
     if video is not None and Path(video).suffix.lower() != ".mp4":
         raise VideoError(f"{video}: video path must end in .mp4")
     roll = perception_rollout(
-        model, game, seed=cfg.seed, max_steps=cfg.video_max_steps, max_frames=cfg.max_frames_for(game),
+        model, game, seed=cfg.seed, max_steps=cfg.video_max_steps, max_episode_steps=cfg.max_episode_steps_for(game),
         deterministic=cfg.deterministic, device=device, env=env,
     )
     info: dict[str, Any] = {
@@ -261,15 +261,15 @@ class SingleEnvAdapter:
         return obs, self.env.render()
 
     def step(self, action: int) -> tuple[np.ndarray, np.ndarray, float, bool]:
-        obs, reward, terminated, truncated, _ = self.env.step(action)
-        return obs, self.env.render(), float(reward), bool(terminated or truncated)
+        obs, reward, _terminated, _truncated, info = self.env.step(action)
+        return obs, self.env.render(), float(reward), "episode" in info  # the whole game ended
 
     def close(self) -> None:
         self.env.close()
 
 
-def open_video_env(game: str, seed: int, max_frames: int) -> SingleEnvAdapter:
+def open_video_env(game: str, seed: int, max_episode_steps: int) -> SingleEnvAdapter:
     """Whole-game single env (BreakoutInfinite too) with the evaluation's resets, seeded like eval env 0."""
     from fls.envs.single import make_single_env
 
-    return SingleEnvAdapter(make_single_env(game, seed=seed, max_episode_frames=max_frames))
+    return SingleEnvAdapter(make_single_env(game, seed=seed, episodic_life=True, max_episode_steps=max_episode_steps))

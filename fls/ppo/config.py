@@ -7,7 +7,7 @@ Every default below is the paper's setting; the docstring of each field says whe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from fls.config import ConfigError
@@ -81,8 +81,12 @@ class TrainConfig:
     gae_lambda: float = 0.95
     norm_adv: bool = True
     # --- environment ---
-    noop_max: int = 30  # 1..noop_max random no-ops after each game reset (0 disables)
-    max_episode_frames: int = 108_000  # emulator-frame cap of a whole game (ALE vector-env default)
+    noop_max: int = 30  # 1..noop_max random raw no-op frames at each game start (0 disables; Baselines: 30)
+    # Whole-game cap in agent steps (4-frame skips, hidden ones included), for games without an entry in
+    # max_episode_steps_by_game. gym's NoFrameskip-v4 limit of 100,000 x frameskip raw frames is 100,000
+    # steps; SpaceInvaders (registered frameskip 3) has 300,000 frames = 75,000 steps.
+    max_episode_steps: int = 100_000
+    max_episode_steps_by_game: dict[str, int] = field(default_factory=lambda: {"SpaceInvaders": 75_000})
     # --- run mechanics (do not change the learning; may differ when resuming) ---
     checkpoint_every: int = 100  # write checkpoint.pt every this many updates (and always at the end)
     device: str = "auto"  # "auto" = cuda if available else cpu; or any torch device string
@@ -123,10 +127,13 @@ class TrainConfig:
             ARCHS = None
         if ARCHS is not None and self.arch not in ARCHS:
             raise ConfigError(f"train: field 'arch': unknown architecture '{self.arch}' (valid: {', '.join(ARCHS)})")
-        positive = ("num_envs", "num_steps", "update_epochs", "num_minibatches", "checkpoint_every", "max_episode_frames")
+        positive = ("num_envs", "num_steps", "update_epochs", "num_minibatches", "checkpoint_every", "max_episode_steps")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"train: field '{name}' must be >= 1, got {getattr(self, name)}")
+        from fls.envs.caps import check_caps
+
+        self.max_episode_steps_by_game = check_caps(self.max_episode_steps_by_game, "train", ConfigError)
         for name in ("torch_threads", "env_threads", "noop_max"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train: field '{name}' must be >= 0, got {getattr(self, name)}")
@@ -157,6 +164,13 @@ class TrainConfig:
                 raise ConfigError(f"train: field '{name}' must be >= 0, got {getattr(self, name)}")
         if not isinstance(self.device, str) or not self.device:
             raise ConfigError("train: field 'device' must be 'auto' or a torch device string such as 'cpu' or 'cuda'")
+
+    @property
+    def episode_cap(self) -> int:
+        """The whole-game cap in agent steps for this run's game."""
+        from fls.envs.caps import cap_for
+
+        return cap_for(self.game, self.max_episode_steps, self.max_episode_steps_by_game)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON view (what run_info.json and checkpoints record)."""

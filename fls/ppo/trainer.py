@@ -11,8 +11,8 @@ Why the loop looks the way it does:
 * on CPU the network runs in channels-last layout, which oneDNN convolutions run markedly faster;
 * rewards are clipped to their sign for learning only; episode statistics use the raw whole-game score
   reported by ``fls.envs.vector`` (Baselines' Monitor under the episodic-life wrapper);
-* the FIRE step that the env forces after a lost life did not execute the agent's action; it is masked
-  out of the policy terms of the loss (see ``fls.ppo.losses.ppo_losses``) but trains the value function.
+* a lost life ends the learning episode; the env's NOOP / FIRE / action-2 restart skips are hidden (as in
+  Baselines' wrappers), so every stored transition is the agent's own action and the loss mask is all True.
 """
 
 from __future__ import annotations
@@ -372,7 +372,7 @@ class _Trainer:
         n, T = ppo.num_envs, ppo.num_steps
         env = make_vector_env(
             self.game.name, n, env_seed(cfg.seed, self.update), episodic_life=True, noop_max=cfg.noop_max,
-            max_episode_frames=cfg.max_episode_frames, num_threads=cfg.env_threads,
+            max_episode_steps=cfg.episode_cap, num_threads=cfg.env_threads,
         )
         obs_buf = torch.zeros((T, n, 4, 84, 84), dtype=torch.uint8, device=dev)
         act_buf = torch.zeros((T, n), dtype=torch.long, device=dev)
@@ -380,7 +380,9 @@ class _Trainer:
         rew_buf = torch.zeros((T, n), device=dev)
         done_buf = torch.zeros((T, n), device=dev)
         val_buf = torch.zeros((T, n), device=dev)
-        valid_buf = torch.zeros((T, n), dtype=torch.bool, device=dev)
+        # Every agent step executes the agent's action (the env's restarts are hidden skips), so the
+        # policy-loss mask of ppo_update is all True.
+        valid_buf = torch.ones((T, n), dtype=torch.bool, device=dev)
 
         metrics = _CsvAppender(self.out / METRICS, METRIC_COLUMNS)
         episodes_csv = _CsvAppender(self.out / EPISODES, EPISODE_COLUMNS)
@@ -396,7 +398,6 @@ class _Trainer:
         try:
             next_obs = torch.from_numpy(env.reset()).to(dev)
             next_done = torch.zeros(n, device=dev)
-            next_valid = torch.from_numpy(~env.pending_fire).to(dev)
             while self.update < cfg.num_updates:
                 if stop_after is not None and done_this_session >= stop_after:
                     status = "stopped"
@@ -413,7 +414,6 @@ class _Trainer:
                     for t in range(T):
                         obs_buf[t] = next_obs
                         done_buf[t] = next_done
-                        valid_buf[t] = next_valid
                         logits, value = self._policy(next_obs)
                         dist = Categorical(logits=logits, validate_args=False)
                         action = dist.sample()
@@ -424,7 +424,6 @@ class _Trainer:
                         rew_buf[t] = torch.from_numpy(np.sign(step.reward)).to(dev)
                         next_obs = torch.from_numpy(step.obs).to(dev)
                         next_done = torch.from_numpy(step.done.astype(np.float32)).to(dev)
-                        next_valid = torch.from_numpy(~env.pending_fire).to(dev)
                         self.global_step += n
                         for ep in env.pop_episodes():
                             self.episodes += 1

@@ -17,7 +17,7 @@ from fls.report.figures import save_figure  # first: it selects matplotlib's hea
 import matplotlib.pyplot as plt  # noqa: E402  isort: skip
 from fls.report.layout import GridConfig, Layout
 
-ROLLOUT_MAX_FRAMES = 108_000  # whole-game cap of the rollout env; the step budget ends it much sooner
+ROLLOUT_MAX_STEPS = 100_000  # whole-game cap (agent steps) of the rollout env; the step budget ends it much sooner
 
 
 def pick_steps(n_recorded: int, count: int) -> list[int]:
@@ -33,7 +33,7 @@ def rollout_frames(run_dir: Path, game: str, *, steps: int, seed: int) -> tuple[
     from fls.evaluation.video import perception_rollout
 
     model, meta = load_policy(run_dir, device="cpu")
-    roll = perception_rollout(model, game, seed=seed, max_steps=steps, max_frames=ROLLOUT_MAX_FRAMES, device="cpu")
+    roll = perception_rollout(model, game, seed=seed, max_steps=steps, max_episode_steps=ROLLOUT_MAX_STEPS, device="cpu")
     return roll.frames, str(meta["arch"])
 
 
