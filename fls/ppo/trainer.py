@@ -217,11 +217,30 @@ def train(
     (for resume), so after a ``train`` param changes the old run is still in place and must give way.
     A corrupt checkpoint is still an error (it is not a settings change).
     """
+    opened = open_run(cfg, out_dir, restart_on_change=restart_on_change)
+    if isinstance(opened, TrainResult):
+        return opened
+    return _Trainer(cfg, opened.out, opened.checkpoint).run(stop_after_updates, on_update)
+
+
+@dataclass
+class OpenedRun:
+    """A run that has work left: where it lives and the checkpoint to resume from (None: fresh start)."""
+
+    out: Path
+    checkpoint: dict[str, Any] | None
+
+
+def open_run(cfg: TrainConfig, out_dir: str | os.PathLike[str], *, restart_on_change: bool = False) -> TrainResult | OpenedRun:
+    """The checks ``train`` makes before training: an ``already_finished`` result, or the run to train.
+
+    Raises ``RunMismatchError`` / ``CheckpointError`` (nothing written) as ``train`` does.
+    """
     cfg.validate()
     out = Path(out_dir)
     if restart_on_change:
         try:
-            return train(cfg, out, stop_after_updates=stop_after_updates, on_update=on_update)
+            return open_run(cfg, out)
         except RunMismatchError as exc:
             print(f"{out}: settings changed ({exc.differences}); --restart-on-change: starting afresh", file=sys.stderr)
             for name in (SUMMARY, MODEL, CHECKPOINT, METRICS, EPISODES, RUN_INFO):
@@ -247,7 +266,7 @@ def train(
             _check_same_run(cfg, _read_json(out / RUN_INFO).get("config", {}), str(out / RUN_INFO))
         checkpoint = load_checkpoint(out / CHECKPOINT)  # CheckpointError names the file; nothing written yet
         _check_same_run(cfg, checkpoint["config"], str(out / CHECKPOINT))
-    return _Trainer(cfg, out, checkpoint).run(stop_after_updates, on_update)
+    return OpenedRun(out, checkpoint)
 
 
 class _Trainer:
@@ -287,8 +306,35 @@ class _Trainer:
         self.recent_returns: deque[float] = deque(maxlen=WINDOW)
         self.recent_lengths: deque[float] = deque(maxlen=WINDOW)
         self.resumed_from: int | None = None
+        # The run's random streams: None = torch's global generators (a run alone in its process). A
+        # process that trains several runs gives each its own (fls.ppo.multirun: use_own_rng).
+        self.sample_gen: torch.Generator | None = None  # action sampling, on the model's device
+        self.shuffle_gen: torch.Generator | None = None  # minibatch shuffles, on the CPU
+        self._host_rng: dict[str, Any] | None = None  # numpy / python states to record with shuffle_gen
         if checkpoint is not None:
             self._restore(checkpoint)
+
+    def use_own_rng(self) -> None:
+        """Continue this run's random streams in private generators, from the global states as they are now.
+
+        Called right after construction (seeding, model init, restore), the run then draws exactly the
+        numbers it would have drawn from the global generators alone in its process.
+        """
+        cpu = torch.Generator()
+        cpu.set_state(torch.get_rng_state())
+        self.shuffle_gen = cpu
+        if self.device.type == "cuda":
+            dev = torch.Generator(device=self.device)
+            dev.set_state(torch.cuda.get_rng_state(self.device))
+            self.sample_gen = dev
+        else:
+            self.sample_gen = cpu
+        self._host_rng = rng_state()
+
+    def _rng_state(self) -> dict[str, Any]:
+        if self.shuffle_gen is None or self._host_rng is None:
+            return rng_state()
+        return {**self._host_rng, "torch": self.shuffle_gen.get_state()}
 
     # -- checkpoint --------------------------------------------------------------------------------
     def _restore(self, ck: dict[str, Any]) -> None:
@@ -329,7 +375,7 @@ class _Trainer:
             "num_updates": self.cfg.num_updates,
             "learning_rate": self._lr(self.update + 1),
             "config": self.cfg.to_dict(),
-            "rng": rng_state(),
+            "rng": self._rng_state(),
             "stats": {
                 "episodes": self.episodes,
                 "recent_returns": list(self.recent_returns),
@@ -414,7 +460,7 @@ class _Trainer:
                         valid_buf[t] = next_valid
                         logits, value = self._policy(next_obs)
                         dist = Categorical(logits=logits, validate_args=False)
-                        action = dist.sample()
+                        action = sample_actions(dist, self.sample_gen)
                         act_buf[t] = action
                         logp_buf[t] = dist.log_prob(action)
                         val_buf[t] = value
@@ -516,7 +562,13 @@ class _Trainer:
 
     def _learn(self, obs, actions, logp, adv, returns, values, valid) -> dict[str, float]:
         return ppo_update(self.model, self.optimizer, self.ppo, obs, actions, logp, adv, returns, values, valid,
-                          channels_last=self.channels_last, pool=self.pool, shards=self.shards)
+                          channels_last=self.channels_last, pool=self.pool, shards=self.shards,
+                          generator=self.shuffle_gen)
+
+
+def sample_actions(dist: Categorical, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``dist.sample()`` drawing from ``generator`` (None: the global one; then it is ``dist.sample()`` exactly)."""
+    return torch.multinomial(dist.probs, 1, True, generator=generator).squeeze(1)
 
 
 def ppo_update(
@@ -534,6 +586,7 @@ def ppo_update(
     channels_last: bool = False,
     pool: ThreadPoolExecutor | None = None,
     shards: int = 1,
+    generator: torch.Generator | None = None,
 ) -> dict[str, float]:
     """One PPO update on a rollout ((T, N, ...) tensors): ``update_epochs`` shuffled passes of minibatches.
 
@@ -543,6 +596,8 @@ def ppo_update(
     mean terms are weighted by its share of the samples), so only float rounding differs from
     ``shards=1``. On a small CPU this beats torch's intra-op threading, whose per-op barriers stall
     whenever another process holds a core.
+
+    ``generator`` (a CPU generator; None: the global one) draws the minibatch shuffles.
 
     Returns the minibatch-mean losses (Baselines logs the same means) and the explained variance.
     """
@@ -557,7 +612,7 @@ def ppo_update(
     totals = torch.zeros(len(_STAT_KEYS), dtype=torch.float64)
     count = 0
     for _epoch in range(ppo.update_epochs):
-        perm = torch.randperm(batch).to(b_obs.device)  # CPU generator: same shuffles on any device
+        perm = torch.randperm(batch, generator=generator).to(b_obs.device)  # CPU generator: same shuffles on any device
         for start in range(0, batch, mb):
             idx = perm[start:start + mb]
             m_valid = b_valid[idx]
