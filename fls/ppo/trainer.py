@@ -17,6 +17,7 @@ Why the loop looks the way it does:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -139,7 +140,9 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _check_same_run(cfg: TrainConfig, recorded: dict[str, Any], where: str) -> None:
     want = cfg.learning_fields()
-    diffs = [f"{k}: {recorded.get(k)!r} there, {v!r} now" for k, v in want.items() if recorded.get(k) != v]
+    defaults = TrainConfig.field_defaults()  # a key added after the run was made had its default value then
+    diffs = [f"{k}: {recorded.get(k, defaults.get(k))!r} there, {v!r} now" for k, v in want.items()
+             if recorded.get(k, defaults.get(k)) != v]
     if diffs:
         raise RunMismatchError(
             f"{where} was made with other settings ({'; '.join(diffs)}); use a new --out directory "
@@ -295,7 +298,8 @@ class _Trainer:
         from fls.models import build_model
 
         self.model = build_model(cfg.arch, self.game.num_actions).to(self.device)
-        self.channels_last = self.device.type == "cpu"
+        self.channels_last = self.device.type == "cpu" if cfg.channels_last == "auto" else cfg.channels_last == "on"
+        self.autocast = autocast_for(cfg.precision, self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps)
@@ -546,16 +550,17 @@ class _Trainer:
     def _policy(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rollout forward pass; on CPU split over the shard threads (sampling stays in this thread)."""
         if self.pool is None or obs.shape[0] < self.shards:
-            out = self.model(self._layout(obs))
-            return out.logits, out.value
+            with self.autocast():
+                out = self.model(self._layout(obs))
+            return out.logits.float(), out.value.float()
         parts = [self.pool.submit(self._forward_part, p) for p in torch.tensor_split(obs, self.shards)]
         outs = [f.result() for f in parts]
         return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
 
     def _forward_part(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.inference_mode():
+        with torch.inference_mode(), self.autocast():
             out = self.model(self._layout(obs))
-        return out.logits, out.value
+        return out.logits.float(), out.value.float()
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
@@ -563,7 +568,17 @@ class _Trainer:
     def _learn(self, obs, actions, logp, adv, returns, values, valid) -> dict[str, float]:
         return ppo_update(self.model, self.optimizer, self.ppo, obs, actions, logp, adv, returns, values, valid,
                           channels_last=self.channels_last, pool=self.pool, shards=self.shards,
-                          generator=self.shuffle_gen)
+                          generator=self.shuffle_gen, autocast=self.autocast)
+
+
+def autocast_for(precision: str, device: torch.device) -> Callable[[], Any]:
+    """A context factory: bf16 autocast of the network's forward for ``precision == "bf16"``, else a no-op.
+
+    Losses, the optimizer and the stored rollout stay fp32 (outputs are cast back).
+    """
+    if precision == "fp32":
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 def sample_actions(dist: Categorical, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -587,6 +602,7 @@ def ppo_update(
     pool: ThreadPoolExecutor | None = None,
     shards: int = 1,
     generator: torch.Generator | None = None,
+    autocast: Callable[[], Any] | None = None,
 ) -> dict[str, float]:
     """One PPO update on a rollout ((T, N, ...) tensors): ``update_epochs`` shuffled passes of minibatches.
 
@@ -626,7 +642,8 @@ def ppo_update(
             jobs = []
             for part in pieces:
                 args = (model, params, ppo, b_obs[idx[part]], b_act[idx[part]], b_logp[idx[part]], m_adv[part],
-                        b_val[idx[part]], b_ret[idx[part]], m_valid[part], n_valid, mb, channels_last)
+                        b_val[idx[part]], b_ret[idx[part]], m_valid[part], n_valid, mb, channels_last,
+                        autocast or contextlib.nullcontext)
                 jobs.append(pool.submit(_shard_grads, *args) if shards > 1 else args)
             results = [j.result() if shards > 1 else _shard_grads(*j) for j in jobs]
             optimizer.zero_grad(set_to_none=True)
@@ -648,11 +665,14 @@ _STAT_KEYS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
 
 
 def _shard_grads(model, params, ppo: PPOConfig, obs, act, old_logp, adv, old_v, ret, valid, n_valid: int, n_all: int,
-                 channels_last: bool) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+                 channels_last: bool, autocast: Callable[[], Any] = contextlib.nullcontext
+                 ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
     """Gradients of this shard's share of the minibatch loss, and its share of the logged statistics."""
-    out = model(obs.contiguous(memory_format=torch.channels_last) if channels_last else obs)
-    dist = Categorical(logits=out.logits, validate_args=False)
-    res = ppo_losses(dist.log_prob(act), old_logp, adv, out.value, old_v, ret, dist.entropy(), ppo.clip_coef,
+    with autocast():
+        out = model(obs.contiguous(memory_format=torch.channels_last) if channels_last else obs)
+    logits, value = out.logits.float(), out.value.float()
+    dist = Categorical(logits=logits, validate_args=False)
+    res = ppo_losses(dist.log_prob(act), old_logp, adv, value, old_v, ret, dist.entropy(), ppo.clip_coef,
                      ppo.vf_coef, ppo.ent_coef, norm_adv=False, clip_vloss=ppo.clip_vloss, mask=valid)
     w_valid = int(valid.sum()) / n_valid if n_valid else 0.0
     w_all = obs.shape[0] / n_all
