@@ -118,13 +118,13 @@ def score_inputs(batches: int, device: str) -> float:
     return batches * 64 / (time.perf_counter() - t0)
 
 
-def run(quick: bool, device: str) -> dict[str, Any]:
+def run(quick: bool, device: str, train_archs: tuple[str, ...] | None = None) -> dict[str, Any]:
     from fls.device import resolve_device
 
     dev = resolve_device(device)
     t_start = time.perf_counter()
     sizes = (8, 16) if quick else (8, 64, 256)
-    archs = ("nature_cnn", "sparse_fls") if quick else ("nature_cnn", "sparse_fls", "dense_fls_pool")
+    archs = train_archs or (("nature_cnn", "sparse_fls") if quick else ("nature_cnn", "sparse_fls", "dense_fls_pool"))
     runs_list = (2,) if quick else (5, 10)
     updates, num_steps = (1, 8) if quick else (4, 128)
     res: dict[str, Any] = {
@@ -171,9 +171,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="reduced sizes (CI, CPU)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--train-archs", default=None,
+                    help="comma-separated archs for the single-run figures (default: all three; --quick: no dense one)")
     ap.add_argument("--out", type=Path, default=None, help="write the JSON here (default: stdout only)")
     a = ap.parse_args(argv)
-    res = run(a.quick, a.device)
+    res = run(a.quick, a.device, tuple(a.train_archs.split(",")) if a.train_archs else None)
     print(table(res))
     text = json.dumps(res, indent=2)
     if a.out is not None:
