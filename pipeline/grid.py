@@ -87,3 +87,29 @@ def status(
         typer.echo(json.dumps(plan.to_json(), indent=2))
     else:
         typer.echo(plan_table(plan))
+
+
+@app.command("cost")
+@cli_errors
+def cost(
+    params: Annotated[Path, typer.Option("--params", help="Profile to price, e.g. profiles/paper.yaml.", dir_okay=False)],
+    bench: Annotated[
+        Optional[Path],
+        typer.Option("--bench", help="benchmarks/gpu_check.py JSON of the node; default: measure this machine (--quick).", dir_okay=False),
+    ] = None,
+    mean_episode_steps: Annotated[
+        float, typer.Option("--mean-episode-steps", help="Assumed mean agent steps per evaluation game.")
+    ] = 3000.0,
+    score_inputs_per_game: Annotated[
+        int, typer.Option("--score-inputs-per-game", help="Assumed Atari-HEAD inputs per game.")
+    ] = 250_000,
+    as_json: JsonFlag = False,
+) -> None:
+    """Node-hours per stage group and in total for a profile, from measured throughputs (with assumptions)."""
+    from fls.config import read_params
+    from fls.grid.cost import grid_cost, load_bench, measure_here
+
+    data = read_params(params)
+    bench_data = load_bench(bench) if bench is not None else measure_here()
+    report = grid_cost(data, bench_data, mean_episode_steps=mean_episode_steps, score_inputs_per_game=score_inputs_per_game)
+    typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.table())

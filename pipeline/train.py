@@ -1,4 +1,8 @@
-"""``fls train``: train one agent with PPO (or resume / recognise a finished run in --out)."""
+"""``fls train``: train one agent with PPO (or resume / recognise a finished run in --out).
+
+With ``--seeds 1,9,17 --out-root runs`` it trains one run per seed in this one process
+(``fls.ppo.multirun``), each in ``runs/<arch>/<game>/<seed>`` exactly as separate ``--out`` runs would.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,26 @@ from typing import Annotated, Optional
 
 import typer
 
-from fls.config import load_config
+from fls.config import ConfigError, load_config
 from fls.ppo.config import TrainConfig
 from fls.ppo.trainer import train
 from pipeline.errors import cli_errors
-from pipeline.options import Arch, Device, Game, OutDir, ParamsFile, Seed
+from pipeline.options import Arch, Device, Game, ParamsFile, Seed
 
 
 @cli_errors
 def main(
-    out: OutDir,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Output directory of the run (created if missing).", file_okay=False)
+    ] = None,
+    seeds: Annotated[
+        Optional[str],
+        typer.Option("--seeds", help="Several runs in this process, one per seed (e.g. 1,9,17); needs --out-root."),
+    ] = None,
+    out_root: Annotated[
+        Optional[Path],
+        typer.Option("--out-root", help="With --seeds: run i goes to OUT_ROOT/<arch>/<game>/<seed i>.", file_okay=False),
+    ] = None,
     arch: Arch = None,
     game: Game = None,
     seed: Seed = None,
@@ -53,6 +67,12 @@ def main(
         "max_episode_steps": max_episode_steps,
         "max_episode_steps_by_game": {} if max_episode_steps is not None else None,
     }
+    if seeds is not None:
+        if out is not None or seed is not None or out_root is None:
+            raise ConfigError("--seeds: needs --out-root, and excludes --out and --seed")
+        return _train_seeds(seeds, out_root, params, overrides, restart_on_change)
+    if out is None:
+        raise ConfigError("--out: give --out (one run) or --seeds with --out-root (several runs)")
     cfg = load_config(TrainConfig, params, "train" if params is not None else None, overrides)
     try:
         result = train(cfg, Path(out), restart_on_change=restart_on_change)
@@ -66,3 +86,19 @@ def main(
         f"{out}: {result.status} at {result.global_step} steps ({result.updates} updates), "
         f"eprewmean {result.eprewmean:.2f} over {result.episodes} games, {result.sps:.0f} steps/s"
     )
+
+
+def _train_seeds(seeds: str, out_root: Path, params: Optional[Path], overrides: dict, restart_on_change: bool) -> None:
+    from fls.ppo.multirun import parse_seeds, report, run_dir, seed_configs, train_many
+
+    base = load_config(TrainConfig, params, "train" if params is not None else None, overrides)
+    base.validate()
+    cfgs = seed_configs(base, parse_seeds(seeds))
+    try:
+        outcomes = train_many(cfgs, [run_dir(out_root, c) for c in cfgs], restart_on_change=restart_on_change)
+    except KeyboardInterrupt:
+        typer.echo(f"{out_root}: interrupted; rerun the same command to resume every run from its last checkpoint", err=True)
+        raise typer.Exit(code=130) from None
+    failed = report(outcomes)
+    if failed:
+        raise typer.Exit(code=1)

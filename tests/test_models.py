@@ -304,3 +304,19 @@ def test_cuda_matches_cpu(arch):
         gpu = model.to("cuda")(obs.to("cuda"))
     for a, b in zip(cpu, gpu):
         torch.testing.assert_close(b.cpu(), a, rtol=1e-3, atol=1e-4)
+
+
+def test_fresh_weights_do_not_depend_on_the_torch_thread_count():
+    """The orthogonal init's QR would round differently with 2 threads than with 1 (see build_model)."""
+    previous = torch.get_num_threads()
+    try:
+        weights = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            torch.manual_seed(7)
+            weights.append(build_model("nature_cnn", 4).state_dict())
+            assert torch.get_num_threads() == threads  # build_model leaves the caller's setting alone
+    finally:
+        torch.set_num_threads(previous)
+    for k in weights[0]:
+        assert torch.equal(weights[0][k], weights[1][k]), k

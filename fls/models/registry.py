@@ -196,8 +196,18 @@ class PolicyNet(nn.Module):
 
 
 def build_model(arch: str | ArchSpec, num_actions: int) -> PolicyNet:
-    """A freshly initialised network (draws from torch's global RNG: seed it first for reproducibility)."""
-    return PolicyNet(get_arch(arch), num_actions)
+    """A freshly initialised network (draws from torch's global RNG: seed it first for reproducibility).
+
+    Built with one torch thread: the orthogonal init's QR decomposition (LAPACK) rounds differently with
+    more threads, so the weights would otherwise depend on the machine's core count and on whatever
+    thread count an earlier run in the same process left set.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return PolicyNet(get_arch(arch), num_actions)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -47,8 +47,9 @@ _PPO_FIELDS = tuple(f.name for f in fields(PPOConfig))
 # TrainConfig fields that may differ between an interrupted run and its resumption: they change how the
 # run is executed, not what it learns. Everything else (total_steps included) must match.
 RESUMABLE_CHANGES: tuple[str, ...] = (
-    "checkpoint_every", "device", "torch_threads", "env_threads", "progress", "tensorboard",
+    "checkpoint_every", "device", "torch_threads", "env_threads", "progress", "tensorboard", "channels_last",
 )
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -95,6 +96,13 @@ class TrainConfig:
     deterministic: bool = True  # torch.use_deterministic_algorithms (CPU runs repeat bit for bit)
     progress: bool = True  # tqdm progress bar
     tensorboard: bool = False  # also write RUN/tensorboard/ event files (dvclive files are always written)
+    # --- accelerator efficiency (docs/scale_out.md) ---
+    precision: str = "fp32"  # "bf16": bf16 autocast of the network forward (rollout and update); fp32 until shown equal in learning
+    channels_last: str = "auto"  # network memory layout: "auto" (channels-last on CPU only), "on", "off"
+
+    @classmethod
+    def field_defaults(cls) -> dict[str, Any]:
+        return {f.name: f.default for f in fields(cls)}
 
     @property
     def ppo(self) -> PPOConfig:
@@ -162,6 +170,10 @@ class TrainConfig:
         for name in ("ent_coef", "vf_coef"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train: field '{name}' must be >= 0, got {getattr(self, name)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train: field 'precision' must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.channels_last not in ("auto", "on", "off"):
+            raise ConfigError(f"train: field 'channels_last' must be auto, on or off, got {self.channels_last!r}")
         if not isinstance(self.device, str) or not self.device:
             raise ConfigError("train: field 'device' must be 'auto' or a torch device string such as 'cpu' or 'cuda'")
 

@@ -17,6 +17,7 @@ Why the loop looks the way it does:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -140,7 +141,9 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _check_same_run(cfg: TrainConfig, recorded: dict[str, Any], where: str) -> None:
     want = cfg.learning_fields()
-    diffs = [f"{k}: {recorded.get(k)!r} there, {v!r} now" for k, v in want.items() if recorded.get(k) != v]
+    defaults = TrainConfig.field_defaults()  # a key added after the run was made had its default value then
+    diffs = [f"{k}: {recorded.get(k, defaults.get(k))!r} there, {v!r} now" for k, v in want.items()
+             if recorded.get(k, defaults.get(k)) != v]
     if diffs:
         raise RunMismatchError(
             f"{where} was made with other settings ({'; '.join(diffs)}); use a new --out directory "
@@ -218,11 +221,30 @@ def train(
     (for resume), so after a ``train`` param changes the old run is still in place and must give way.
     A corrupt checkpoint is still an error (it is not a settings change).
     """
+    opened = open_run(cfg, out_dir, restart_on_change=restart_on_change)
+    if isinstance(opened, TrainResult):
+        return opened
+    return _Trainer(cfg, opened.out, opened.checkpoint).run(stop_after_updates, on_update)
+
+
+@dataclass
+class OpenedRun:
+    """A run that has work left: where it lives and the checkpoint to resume from (None: fresh start)."""
+
+    out: Path
+    checkpoint: dict[str, Any] | None
+
+
+def open_run(cfg: TrainConfig, out_dir: str | os.PathLike[str], *, restart_on_change: bool = False) -> TrainResult | OpenedRun:
+    """The checks ``train`` makes before training: an ``already_finished`` result, or the run to train.
+
+    Raises ``RunMismatchError`` / ``CheckpointError`` (nothing written) as ``train`` does.
+    """
     cfg.validate()
     out = Path(out_dir)
     if restart_on_change:
         try:
-            return train(cfg, out, stop_after_updates=stop_after_updates, on_update=on_update)
+            return open_run(cfg, out)
         except RunMismatchError as exc:
             print(f"{out}: settings changed ({exc.differences}); --restart-on-change: starting afresh", file=sys.stderr)
             for name in (SUMMARY, MODEL, CHECKPOINT, METRICS, EPISODES, RUN_INFO):
@@ -248,7 +270,7 @@ def train(
             _check_same_run(cfg, _read_json(out / RUN_INFO).get("config", {}), str(out / RUN_INFO))
         checkpoint = load_checkpoint(out / CHECKPOINT)  # CheckpointError names the file; nothing written yet
         _check_same_run(cfg, checkpoint["config"], str(out / CHECKPOINT))
-    return _Trainer(cfg, out, checkpoint).run(stop_after_updates, on_update)
+    return OpenedRun(out, checkpoint)
 
 
 class _Trainer:
@@ -277,7 +299,8 @@ class _Trainer:
         from fls.models import build_model
 
         self.model = build_model(cfg.arch, self.game.num_actions).to(self.device)
-        self.channels_last = self.device.type == "cpu"
+        self.channels_last = self.device.type == "cpu" if cfg.channels_last == "auto" else cfg.channels_last == "on"
+        self.autocast = autocast_for(cfg.precision, self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps)
@@ -288,8 +311,35 @@ class _Trainer:
         self.recent_returns: deque[float] = deque(maxlen=WINDOW)
         self.recent_lengths: deque[float] = deque(maxlen=WINDOW)
         self.resumed_from: int | None = None
+        # The run's random streams: None = torch's global generators (a run alone in its process). A
+        # process that trains several runs gives each its own (fls.ppo.multirun: use_own_rng).
+        self.sample_gen: torch.Generator | None = None  # action sampling, on the model's device
+        self.shuffle_gen: torch.Generator | None = None  # minibatch shuffles, on the CPU
+        self._host_rng: dict[str, Any] | None = None  # numpy / python states to record with shuffle_gen
         if checkpoint is not None:
             self._restore(checkpoint)
+
+    def use_own_rng(self) -> None:
+        """Continue this run's random streams in private generators, from the global states as they are now.
+
+        Called right after construction (seeding, model init, restore), the run then draws exactly the
+        numbers it would have drawn from the global generators alone in its process.
+        """
+        cpu = torch.Generator()
+        cpu.set_state(torch.get_rng_state())
+        self.shuffle_gen = cpu
+        if self.device.type == "cuda":
+            dev = torch.Generator(device=self.device)
+            dev.set_state(torch.cuda.get_rng_state(self.device))
+            self.sample_gen = dev
+        else:
+            self.sample_gen = cpu
+        self._host_rng = rng_state()
+
+    def _rng_state(self) -> dict[str, Any]:
+        if self.shuffle_gen is None or self._host_rng is None:
+            return rng_state()
+        return {**self._host_rng, "torch": self.shuffle_gen.get_state()}
 
     # -- checkpoint --------------------------------------------------------------------------------
     def _restore(self, ck: dict[str, Any]) -> None:
@@ -330,7 +380,7 @@ class _Trainer:
             "num_updates": self.cfg.num_updates,
             "learning_rate": self._lr(self.update + 1),
             "config": self.cfg.to_dict(),
-            "rng": rng_state(),
+            "rng": self._rng_state(),
             "stats": {
                 "episodes": self.episodes,
                 "recent_returns": list(self.recent_returns),
@@ -416,7 +466,7 @@ class _Trainer:
                         done_buf[t] = next_done
                         logits, value = self._policy(next_obs)
                         dist = Categorical(logits=logits, validate_args=False)
-                        action = dist.sample()
+                        action = sample_actions(dist, self.sample_gen)
                         act_buf[t] = action
                         logp_buf[t] = dist.log_prob(action)
                         val_buf[t] = value
@@ -503,23 +553,40 @@ class _Trainer:
     def _policy(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rollout forward pass; on CPU split over the shard threads (sampling stays in this thread)."""
         if self.pool is None or obs.shape[0] < self.shards:
-            out = self.model(self._layout(obs))
-            return out.logits, out.value
+            with self.autocast():
+                out = self.model(self._layout(obs))
+            return out.logits.float(), out.value.float()
         parts = [self.pool.submit(self._forward_part, p) for p in torch.tensor_split(obs, self.shards)]
         outs = [f.result() for f in parts]
         return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
 
     def _forward_part(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.inference_mode():
+        with torch.inference_mode(), self.autocast():
             out = self.model(self._layout(obs))
-        return out.logits, out.value
+        return out.logits.float(), out.value.float()
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def _learn(self, obs, actions, logp, adv, returns, values, valid) -> dict[str, float]:
         return ppo_update(self.model, self.optimizer, self.ppo, obs, actions, logp, adv, returns, values, valid,
-                          channels_last=self.channels_last, pool=self.pool, shards=self.shards)
+                          channels_last=self.channels_last, pool=self.pool, shards=self.shards,
+                          generator=self.shuffle_gen, autocast=self.autocast)
+
+
+def autocast_for(precision: str, device: torch.device) -> Callable[[], Any]:
+    """A context factory: bf16 autocast of the network's forward for ``precision == "bf16"``, else a no-op.
+
+    Losses, the optimizer and the stored rollout stay fp32 (outputs are cast back).
+    """
+    if precision == "fp32":
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def sample_actions(dist: Categorical, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``dist.sample()`` drawing from ``generator`` (None: the global one; then it is ``dist.sample()`` exactly)."""
+    return torch.multinomial(dist.probs, 1, True, generator=generator).squeeze(1)
 
 
 def ppo_update(
@@ -537,6 +604,8 @@ def ppo_update(
     channels_last: bool = False,
     pool: ThreadPoolExecutor | None = None,
     shards: int = 1,
+    generator: torch.Generator | None = None,
+    autocast: Callable[[], Any] | None = None,
 ) -> dict[str, float]:
     """One PPO update on a rollout ((T, N, ...) tensors): ``update_epochs`` shuffled passes of minibatches.
 
@@ -546,6 +615,8 @@ def ppo_update(
     mean terms are weighted by its share of the samples), so only float rounding differs from
     ``shards=1``. On a small CPU this beats torch's intra-op threading, whose per-op barriers stall
     whenever another process holds a core.
+
+    ``generator`` (a CPU generator; None: the global one) draws the minibatch shuffles.
 
     Returns the minibatch-mean losses (Baselines logs the same means) and the explained variance.
     """
@@ -560,7 +631,7 @@ def ppo_update(
     totals = torch.zeros(len(_STAT_KEYS), dtype=torch.float64)
     count = 0
     for _epoch in range(ppo.update_epochs):
-        perm = torch.randperm(batch).to(b_obs.device)  # CPU generator: same shuffles on any device
+        perm = torch.randperm(batch, generator=generator).to(b_obs.device)  # CPU generator: same shuffles on any device
         for start in range(0, batch, mb):
             idx = perm[start:start + mb]
             m_valid = b_valid[idx]
@@ -574,7 +645,8 @@ def ppo_update(
             jobs = []
             for part in pieces:
                 args = (model, params, ppo, b_obs[idx[part]], b_act[idx[part]], b_logp[idx[part]], m_adv[part],
-                        b_val[idx[part]], b_ret[idx[part]], m_valid[part], n_valid, mb, channels_last)
+                        b_val[idx[part]], b_ret[idx[part]], m_valid[part], n_valid, mb, channels_last,
+                        autocast or contextlib.nullcontext)
                 jobs.append(pool.submit(_shard_grads, *args) if shards > 1 else args)
             results = [j.result() if shards > 1 else _shard_grads(*j) for j in jobs]
             optimizer.zero_grad(set_to_none=True)
@@ -596,11 +668,14 @@ _STAT_KEYS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
 
 
 def _shard_grads(model, params, ppo: PPOConfig, obs, act, old_logp, adv, old_v, ret, valid, n_valid: int, n_all: int,
-                 channels_last: bool) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+                 channels_last: bool, autocast: Callable[[], Any] = contextlib.nullcontext
+                 ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
     """Gradients of this shard's share of the minibatch loss, and its share of the logged statistics."""
-    out = model(obs.contiguous(memory_format=torch.channels_last) if channels_last else obs)
-    dist = Categorical(logits=out.logits, validate_args=False)
-    res = ppo_losses(dist.log_prob(act), old_logp, adv, out.value, old_v, ret, dist.entropy(), ppo.clip_coef,
+    with autocast():
+        out = model(obs.contiguous(memory_format=torch.channels_last) if channels_last else obs)
+    logits, value = out.logits.float(), out.value.float()
+    dist = Categorical(logits=logits, validate_args=False)
+    res = ppo_losses(dist.log_prob(act), old_logp, adv, value, old_v, ret, dist.entropy(), ppo.clip_coef,
                      ppo.vf_coef, ppo.ent_coef, norm_adv=False, clip_vloss=ppo.clip_vloss, mask=valid)
     w_valid = int(valid.sum()) / n_valid if n_valid else 0.0
     w_all = obs.shape[0] / n_all
