@@ -24,6 +24,7 @@ _STAGES: list[tuple[str, str, str, str]] = [
     ("pipeline.score", "main", "score", "command"),
     ("pipeline.report", "main", "report", "command"),
     ("pipeline.grid", "app", "grid", "group"),
+    ("pipeline.import_authors", "main", "import-authors", "command"),
 ]
 
 
