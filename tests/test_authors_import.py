@@ -104,3 +104,32 @@ def test_import_cli_makes_evaluable_runs(tmp_path):
     (src / "Breakout.cnn" / "09" / "model.pkl").write_bytes(pickle.dumps({"x": _Evil(tmp_path / "pwned")}))
     res = CliRunner().invoke(app, ["import-authors", "--in", str(src), "--out", str(out), "--quiet"])
     assert res.exit_code == 2 and "refused to load" in res.output and not (tmp_path / "pwned").exists()
+
+
+def test_report_comparison_shows_both_columns(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from fls.authors.importer import import_authors
+    from fls.report.authors import comparison_table, to_markdown
+    from fls.report.layout import Layout
+
+    src, runs = tmp_path / "authors", tmp_path / "runs_authors"
+    make_authors_tree(src, [("sparse_fls", "Breakout", 1)], saliency_trials={"Breakout": [3, 4]})
+    import_authors(src, runs, progress=False)
+    layout = Layout(runs=runs, evals=tmp_path / "evals", scores=tmp_path / "scores")
+    ev = layout.eval_dir("Breakout", "sparse_fls", 1)
+    ev.mkdir(parents=True)
+    (ev / "eval.json").write_text(json.dumps({"episodes": [{"reward": r} for r in (3.0, 5.0, 4.0)]}))
+    sc = layout.score_dir("attention", "sparse_fls", "Breakout", 1)
+    sc.mkdir(parents=True)
+    pd.DataFrame({"trial_id": [4, 4, 9], "nss": [1.0, 2.0, 50.0], "kl": [0.5, 0.5, 9.0], "sauc": [0.6, 0.8, 0.1]}).to_parquet(sc / "per_input.parquet")
+    df = comparison_table(runs, layout)
+    r = df.iloc[0]
+    ref = json.loads((runs / "sparse_fls" / "Breakout" / "1" / "authors" / "eval.json").read_text())
+    assert r.authors_mean == pytest.approx(np.mean(ref["rewards"])) and r.fls_mean == pytest.approx(4.0)
+    assert r.trials == 1 and r.fls_nss == pytest.approx(1.5)  # trial 9 is not in the authors' set
+    assert 0 <= r.welch_p <= 1
+    md = to_markdown(df)
+    assert "authors' eval" in md and "fls re-eval" in md and "sparse_fls Breakout seed 1" in md

@@ -125,6 +125,12 @@ def build_report(
         ).items():
             figs[p.name] = p
     written.update(figs)
+    authors_root = Path(runs).parent / "runs_authors"  # fls import-authors output (docs/authors_models.md)
+    if (authors_root / "authors_index.json").is_file():
+        from fls.report import authors as authors_report
+
+        md = authors_report.to_markdown(authors_report.comparison_table(authors_root, layout))
+        written["authors_comparison.md"] = atomic_write_text(out / "tables" / "authors_comparison.md", md)
     written["metrics.json"] = atomic_write_json(out / "metrics.json", {"profile": ctx.profile, **_flat_metrics(*built[1:])})
     written["index.md"] = atomic_write_text(out / "index.md", _index(ctx, built, figs, out))
     write_run_info(out / "run_info.json", {"report": resolved(cfg), "grid": resolved(ctx.grid), "profile": ctx.profile},
