@@ -25,6 +25,7 @@ _STAGES: list[tuple[str, str, str, str]] = [
     ("pipeline.report", "main", "report", "command"),
     ("pipeline.grid", "app", "grid", "group"),
     ("pipeline.env", "app", "env", "group"),
+    ("pipeline.import_authors", "main", "import-authors", "command"),
 ]
 
 

@@ -118,6 +118,7 @@ def build_report(
         ).items():
             figs[p.name] = p
     written.update(figs)
+    authors_root = Path(runs).parent / "runs_authors"  # fls import-authors output (docs/authors_models.md)
     written["metrics.json"] = atomic_write_json(out / "metrics.json", seed_stats.flat_metrics(built))
     summary = demo_summary.paragraphs(ctx.profile, ctx.atari_head_source, built, ctx.grid,
                                       seed_stats.train_steps(ctx.grid, layout))

@@ -1,0 +1,234 @@
+"""``fls import-authors``: the authors' released models as fls run directories, plus their own results.
+
+Input (their README): ``DIR/<game>.<network>/<train_seed>/`` holding ``model.pkl`` (Baselines format),
+``config.json`` (``env_name``, ``network``), ``eval.pkl``, ``saliency.pkl`` (six networks only) and a
+TensorBoard ``events.out.tfevents.*`` file. Output per model, ``OUT/<arch>/<game>/<seed>/``:
+
+* ``model.pt``      an fls checkpoint (weights only), so ``fls evaluate`` / ``fls score`` run on it unchanged;
+* ``metrics.csv``   ``global_step,eprewmean`` from the event file (the training curve Figure 3 reads);
+* ``summary.json``  marks the import complete and names every source file with its sha256;
+* ``run_info.json`` provenance, as every fls stage writes;
+* ``authors/eval.json``, ``authors/saliency.parquet``  the authors' evaluation episodes and per-input saliency.
+
+``OUT/authors_index.json`` lists what was imported. A model whose ``summary.json`` already names the same
+``model.pkl`` sha256 is skipped, so an interrupted import resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fls.atomic import atomic_path, atomic_write_json, atomic_write_text
+from fls.authors import events, results
+from fls.authors.convert import ConversionError, convert_variables, network_to_arch
+from fls.authors.safe_pickle import safe_load
+from fls.checkpoint import file_sha256, save_checkpoint
+from fls.games import UnknownGameError, get_game
+
+SCHEMA_VERSION = 1
+TRAIN_NUM_ENVS = 8  # train_baselines.py: --num_env 8 (env i seeded train_seed + i by Baselines' make_vec_env)
+INDEX = "authors_index.json"
+_FOLDER = re.compile(r"^(?P<game>[A-Za-z]+)\.(?P<network>cnn[A-Za-z0-9_]*)$")
+
+
+class AuthorsImportError(ValueError):
+    """An authors' folder that does not have the documented layout (message names the path)."""
+
+
+@dataclass(frozen=True)
+class AuthorsModel:
+    folder: Path
+    game: str  # fls/paper game name
+    network: str  # the authors' network id
+    arch: str  # fls architecture id
+    seed: int
+
+    @property
+    def model_pkl(self) -> Path:
+        return self.folder / "model.pkl"
+
+    def event_file(self) -> Path | None:
+        found = sorted(self.folder.glob("events.out.tfevents.*")) + sorted(self.folder.glob("tb/events.out.tfevents.*"))
+        return found[0] if found else None
+
+
+def discover(root: str | Path) -> list[AuthorsModel]:
+    """Every ``<game>.<network>/<seed>/model.pkl`` under ``root``, sorted by (arch, game, seed)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise AuthorsImportError(f"{root}: not a directory (expected the authors' download with <game>.<network>/<seed>/ folders)")
+    found = []
+    for sub in sorted(root.iterdir()):
+        m = _FOLDER.match(sub.name)
+        if not sub.is_dir() or not m:
+            continue
+        try:
+            game = get_game(m["game"]).name
+        except UnknownGameError as exc:
+            raise AuthorsImportError(f"{sub}: {exc}") from None
+        try:
+            arch = network_to_arch(m["network"])
+        except ConversionError as exc:
+            raise AuthorsImportError(f"{sub}: {exc}") from None
+        for seed_dir in sorted(sub.iterdir()):
+            if not seed_dir.is_dir() or not (seed_dir / "model.pkl").is_file():
+                continue
+            if not seed_dir.name.isdigit():
+                raise AuthorsImportError(f"{seed_dir}: seed folder name must be an integer (e.g. 01)")
+            found.append(AuthorsModel(seed_dir, game, m["network"], arch, int(seed_dir.name)))
+    return sorted(found, key=lambda a: (a.arch, a.game, a.seed))
+
+
+def _check_config(model: AuthorsModel) -> dict[str, Any]:
+    path = model.folder / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        cfg = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise AuthorsImportError(f"{path}: not valid JSON ({exc.msg})") from None
+    if not isinstance(cfg, dict):
+        raise AuthorsImportError(f"{path}: expected a JSON object")
+    if "network" in cfg and cfg["network"] != model.network:
+        raise AuthorsImportError(f"{path}: network '{cfg['network']}' does not match the folder name ({model.network})")
+    env = cfg.get("env_name")
+    if isinstance(env, str) and env != f"{model.game}NoFrameskip-v4":
+        raise AuthorsImportError(f"{path}: env_name '{env}' does not match the folder name ({model.game})")
+    return cfg
+
+
+def _curve_csv(curve: list[tuple[int, float]]) -> str:
+    lines = ["global_step,eprewmean"]
+    for step, value in curve:
+        lines.append(f"{step},{'' if not math.isfinite(value) else repr(float(value))}")
+    return "\n".join(lines) + "\n"
+
+
+def import_model(model: AuthorsModel, out_dir: Path) -> dict[str, Any]:
+    """Convert one authors' model into ``out_dir`` (see module doc); returns its index entry."""
+    sha = file_sha256(model.model_pkl)
+    done = out_dir / "summary.json"
+    if done.is_file():
+        try:
+            prev = json.loads(done.read_text())
+        except json.JSONDecodeError:
+            prev = {}
+        if prev.get("sources", {}).get("model.pkl", {}).get("sha256") == sha:
+            return prev["entry"]
+    cfg = _check_config(model)
+    variables = safe_load(model.model_pkl)
+    arch, num_actions, state = convert_variables(variables, model.network, where=str(model.model_pkl))
+    expected = get_game(model.game).num_actions
+    if num_actions != expected:
+        raise AuthorsImportError(f"{model.model_pkl}: policy has {num_actions} actions but {model.game} has {expected}")
+    sources: dict[str, Any] = {"model.pkl": {"path": str(model.model_pkl), "sha256": sha}}
+    ev_path = model.event_file()
+    curve = events.read_curve(ev_path) if ev_path is not None else []
+    if ev_path is not None:
+        sources["events"] = {"path": str(ev_path), "sha256": file_sha256(ev_path), "points": len(curve)}
+    global_step = int(cfg.get("num_timesteps") or (curve[-1][0] if curve else 0))
+    config = {
+        "source": "authors",
+        "network": model.network,
+        "arch": arch,
+        "game": model.game,
+        "seed": model.seed,
+        "num_envs": TRAIN_NUM_ENVS,
+        "authors_config": cfg,
+    }
+    save_checkpoint(
+        out_dir / "model.pt",
+        {"arch": arch, "game": model.game, "num_actions": num_actions, "model": state, "optimizer": None,
+         "update": 0, "global_step": global_step, "config": config},
+    )
+    if curve:
+        atomic_write_text(out_dir / "metrics.csv", _curve_csv(curve))
+    ref_dir = out_dir / "authors"
+    eval_pkl = model.folder / "eval.pkl"
+    if eval_pkl.is_file():
+        ref = results.read_eval_pkl(eval_pkl)
+        sources["eval.pkl"] = {"path": str(eval_pkl), "sha256": file_sha256(eval_pkl)}
+        atomic_write_json(ref_dir / "eval.json", {
+            "schema_version": SCHEMA_VERSION, "source": sources["eval.pkl"], "summary": ref.summary(),
+            "rewards": ref.rewards.tolist(), "lengths": None if ref.lengths is None else ref.lengths.tolist(),
+        })
+    sal_pkl = model.folder / "saliency.pkl"
+    if sal_pkl.is_file():
+        df = results.read_saliency_pkl(sal_pkl)
+        sources["saliency.pkl"] = {"path": str(sal_pkl), "sha256": file_sha256(sal_pkl)}
+        with atomic_path(ref_dir / "saliency.parquet") as tmp:
+            df.to_parquet(tmp, index=False)
+    entry = {
+        "arch": arch, "game": model.game, "seed": model.seed, "network": model.network,
+        "num_actions": num_actions, "global_step": global_step,
+        "has_eval": eval_pkl.is_file(), "has_saliency": sal_pkl.is_file(), "has_curve": bool(curve),
+    }
+    from fls.runinfo import write_run_info
+
+    write_run_info(out_dir / "run_info.json", config, stage="import-authors", extra={"sources": sources})
+    atomic_write_json(done, {"schema_version": SCHEMA_VERSION, "source": "authors", "entry": entry, "sources": sources})
+    return entry
+
+
+def import_authors(
+    src: str | Path,
+    out: str | Path,
+    *,
+    archs: Iterable[str] | None = None,
+    games: Iterable[str] | None = None,
+    seeds: Iterable[int] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Import every model under ``src`` (or only the given archs x games x seeds) into ``out``; write the index."""
+    from tqdm import tqdm
+
+    out = Path(out)
+    models = discover(src)
+    want = lambda vals, v: vals is None or v in vals  # noqa: E731
+    archs_s, games_s, seeds_s = (None if x is None else set(x) for x in (archs, games, seeds))
+    chosen = [m for m in models if want(archs_s, m.arch) and want(games_s, m.game) and want(seeds_s, m.seed)]
+    entries = []
+    for m in tqdm(chosen, desc="import-authors", unit="model", disable=not progress):
+        entries.append(import_model(m, out / m.arch / m.game / str(m.seed)))
+    index = {"schema_version": SCHEMA_VERSION, "source_dir": str(src), "n_found": len(models), "models": entries}
+    atomic_write_json(out / INDEX, index)
+    return index
+
+
+def write_empty_index(out: str | Path, reason: str) -> dict[str, Any]:
+    """The stage's output when no authors' download is configured (train mode): an index with no models."""
+    index = {"schema_version": SCHEMA_VERSION, "source_dir": None, "n_found": 0, "models": [], "note": reason}
+    atomic_write_json(Path(out) / INDEX, index)
+    return index
+
+
+def read_index(root: str | Path) -> dict[str, Any] | None:
+    p = Path(root) / INDEX
+    if not p.is_file():
+        return None
+    data = json.loads(p.read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("models"), list):
+        raise AuthorsImportError(f"{p}: expected an object with a 'models' list")
+    return data
+
+
+def read_eval_reference(run_dir: str | Path) -> np.ndarray | None:
+    p = Path(run_dir) / "authors" / "eval.json"
+    if not p.is_file():
+        return None
+    data = json.loads(p.read_text())
+    return np.asarray(data["rewards"], dtype=np.float64)
+
+
+def read_saliency_reference(run_dir: str | Path) -> pd.DataFrame | None:
+    p = Path(run_dir) / "authors" / "saliency.parquet"
+    return pd.read_parquet(p) if p.is_file() else None
