@@ -119,6 +119,11 @@ def build_report(
             figs[p.name] = p
     written.update(figs)
     authors_root = Path(runs).parent / "runs_authors"  # fls import-authors output (docs/authors_models.md)
+    if (authors_root / "authors_index.json").is_file():
+        from fls.report import authors as authors_report
+
+        md = authors_report.to_markdown(authors_report.comparison_table(authors_root, layout))
+        written["authors_comparison.md"] = atomic_write_text(out / "tables" / "authors_comparison.md", md)
     written["metrics.json"] = atomic_write_json(out / "metrics.json", seed_stats.flat_metrics(built))
     summary = demo_summary.paragraphs(ctx.profile, ctx.atari_head_source, built, ctx.grid,
                                       seed_stats.train_steps(ctx.grid, layout))
