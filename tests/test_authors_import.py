@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from fls.authors import events
+from fls import tb_events as events
 from fls.authors.results import read_saliency_pkl, welch_test
 from fls.authors.safe_pickle import UnsafePickleError, safe_load, safe_load_bytes
 from fls.authors.synthetic import joblib_like_bytes, make_authors_tree

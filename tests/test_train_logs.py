@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from fls.config import build_config
 from fls.ppo.config import TrainConfig
 from fls.ppo.live_log import RENAMED, TIMING
-from fls.ppo.tb_events import crc32c, encode_event, frame, masked_crc, read_events
+from fls.tb_events import EventFileError, crc32c, encode_event, frame_record, masked_crc, read_records, read_scalars
 from fls.ppo.trainer import METRIC_COLUMNS, train
 from pipeline.app import app
 
@@ -63,12 +63,13 @@ def test_dvclive_files_mirror_metrics_csv_and_tensorboard_option(tmp_path):
     train(tiny_cfg(total_steps=64, tensorboard=True), out)
     assert_mirrors_metrics_csv(out)
     assert not (out / "dvclive" / "dvc.yaml").exists()  # dvc.yaml declares these files itself
-    events = read_events(out / "tensorboard" / "events.out.tfevents.0.fls")
-    assert events[0]["file_version"] == "brain.Event:2"
-    assert [e["step"] for e in events[1:]] == [32, 64]
+    path = out / "tensorboard" / "events.out.tfevents.0.fls"
+    assert b"brain.Event:2" in read_records(path)[0]
+    events = read_scalars(path)
+    assert [e.step for e in events] == [32, 64]
     rows = metrics_rows(out)
-    assert events[2]["scalars"]["losses/value_loss"] == pytest.approx(float(rows[1]["losses/value_loss"]), rel=1e-6)
-    assert "charts/episodic_return" in events[2]["scalars"]
+    assert events[1].values["losses/value_loss"] == pytest.approx(float(rows[1]["losses/value_loss"]), rel=1e-6)
+    assert "charts/episodic_return" in events[1].values
 
 
 def test_no_tensorboard_files_by_default(tmp_path):
@@ -95,8 +96,8 @@ def test_resume_after_crash_keeps_each_step_once(tmp_path):
     train(cfg, out)
     assert [int(r["step"]) for r in live_files(out)["losses/value_loss"]] == [32, 64, 96, 128, 160]
     assert_mirrors_metrics_csv(out)
-    events = read_events(out / "tensorboard" / "events.out.tfevents.0.fls")
-    assert [e["step"] for e in events[1:]] == [32, 64, 96, 128, 160]
+    events = read_scalars(out / "tensorboard" / "events.out.tfevents.0.fls")
+    assert [e.step for e in events] == [32, 64, 96, 128, 160]
 
 
 def test_stopped_and_resumed_run_logs_the_same_history_as_its_csv(tmp_path):
@@ -117,14 +118,14 @@ def test_cli_tensorboard_flag(tmp_path):
     res = CliRunner().invoke(app, ["train", "--out", str(out), "--total-steps", "32", "--num-envs", "2", "--num-steps",
                                    "16", "--no-progress", "--torch-threads", "1", "--tensorboard"])
     assert res.exit_code == 0, res.output
-    assert [e["step"] for e in read_events(out / "tensorboard" / "events.out.tfevents.0.fls")[1:]] == [32]
+    assert [e.step for e in read_scalars(out / "tensorboard" / "events.out.tfevents.0.fls")] == [32]
 
 
 def test_event_file_framing_against_known_values():
     assert crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
     assert crc32c(b"") == 0
-    payload = encode_event(1.5, 300, {"a/b": 0.25})
-    rec = frame(payload)
+    payload = encode_event(300, 1.5, {"a/b": 0.25})
+    rec = frame_record(payload)
     assert struct.unpack("<Q", rec[:8])[0] == len(payload)
     assert struct.unpack("<I", rec[8:12])[0] == masked_crc(rec[:8])
     # hand-assembled protobuf: wall_time (fixed64), step (varint 300 = ac 02), summary{value{tag, simple_value}}
@@ -134,6 +135,6 @@ def test_event_file_framing_against_known_values():
 
 def test_corrupt_event_file_is_detected(tmp_path):
     p = tmp_path / "ev"
-    p.write_bytes(frame(encode_event(0.0, 1, {"x": 1.0}))[:-1] + b"\x00")
-    with pytest.raises(ValueError, match="CRC"):
-        read_events(p)
+    p.write_bytes(frame_record(encode_event(1, 0.0, {"x": 1.0}))[:-1] + b"\x00")
+    with pytest.raises(EventFileError, match="checksum"):
+        read_scalars(p)

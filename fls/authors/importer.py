@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from fls.atomic import atomic_path, atomic_write_json, atomic_write_text
-from fls.authors import events, results
+from fls import tb_events as events
+from fls.authors import results
 from fls.authors.convert import ConversionError, convert_variables, network_to_arch
 from fls.authors.safe_pickle import safe_load
 from fls.checkpoint import file_sha256, save_checkpoint

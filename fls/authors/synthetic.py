@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from fls.atomic import atomic_write_bytes
-from fls.authors import events
+from fls import tb_events as events
 from fls.authors.convert import ARCH_TO_NETWORK, expected_variables
 
 

@@ -48,7 +48,7 @@ class TrainingLog:
         self.live = Live(dir=str(live_dir), resume=False, save_dvc_exp=False, dvcyaml=None, report=None)
         self.tb = None
         if tensorboard:
-            from fls.ppo.tb_events import EventWriter
+            from fls.tb_events import EventWriter
 
             self.tb = EventWriter(Path(run_dir) / TB_DIR)
         for row in history:

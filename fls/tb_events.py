@@ -1,4 +1,7 @@
-"""The authors' training curves from their TensorBoard event files, without TensorFlow or TensorBoard.
+"""TensorBoard event files without TensorFlow or TensorBoard: the authors' curves in, fls's curves out.
+
+Two users: ``fls import-authors`` reads Baselines' training curves (``read_curve``), and ``fls train``
+with ``train.tensorboard: true`` writes its own (``EventWriter``), so neither needs a package.
 
 An event file is a TFRecord stream: each record is ``uint64 length | uint32 masked crc32c(length) |
 data | uint32 masked crc32c(data)``, and ``data`` is a serialized ``tensorflow.Event`` protobuf. Baselines'
@@ -9,13 +12,15 @@ key (``eprewmean``, ``total_timesteps``, ...). Only those few protobuf fields ar
   Summary: 1 value (repeated Value)
   Value:   1 tag (string), 2 simple_value (float), 8 tensor (TensorProto: 1 dtype, 4 tensor_content, 5 float_val)
 
-The writer exists so tests can build event files with the same framing.
+The writer covers the scalar subset (``simple_value``), which is all either side needs.
 """
 
 from __future__ import annotations
 
 import math
+import shutil
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -236,3 +241,24 @@ def write_event_file(path: str | Path, rows: list[dict[str, float]], wall_start:
     for i, row in enumerate(rows, start=1):
         blob += frame_record(encode_event(i, wall_start + i, values=row))
     return atomic_write_bytes(path, blob)
+
+
+FILE_NAME = "events.out.tfevents.0.fls"  # fixed name: a resumed run rewrites one file, never adds a second
+
+
+class EventWriter:
+    """One event file in ``log_dir``, recreated on open (the trainer replays the kept history into it)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        shutil.rmtree(log_dir, ignore_errors=True)
+        log_dir.mkdir(parents=True)
+        self.path = log_dir / FILE_NAME
+        self._fh = self.path.open("wb")
+        self._fh.write(frame_record(encode_event(0, time.time(), file_version="brain.Event:2")))
+
+    def add_scalars(self, step: int, scalars: dict[str, float]) -> None:
+        self._fh.write(frame_record(encode_event(step, time.time(), {k: float(v) for k, v in scalars.items()})))
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
