@@ -338,16 +338,7 @@ def shuffled_auc(
     after map. Undefined (NaN, no random numbers consumed) for a flat map, an empty negative map, no
     fixation, or a non-finite map. ``return_draws`` also returns the ``(B, n_draws)`` per-draw AUCs.
     """
-    s, f, single = _as_batch(saliency, fixations)
-    neg = np.asarray(negative_maps)
-    if neg.ndim == 2 and single:
-        neg = neg[None]
-    if neg.shape != s.shape:
-        raise MetricInputError(
-            f"negative_maps shape {np.shape(negative_maps)} does not match saliency shape {np.shape(saliency)}"
-        )
-    if neg.size and neg.min() < 0:
-        raise MetricInputError(f"negative_maps must be non-negative counts, got a minimum of {neg.min()}")
+    s, f, neg, single = _sauc_inputs(saliency, fixations, negative_maps)
     if n_draws < 1:
         raise MetricInputError(f"n_draws must be >= 1, got {n_draws}")
     b = len(s)
@@ -389,16 +380,7 @@ def shuffled_auc_exact(saliency: np.ndarray, fixations: np.ndarray, negative_map
     numbers, and ``shuffled_auc`` with ``n_draws`` draws scatters around it with standard deviation
     ``O(1 / sqrt(n_draws * P))``.
     """
-    s, f, single = _as_batch(saliency, fixations)
-    neg = np.asarray(negative_maps)
-    if neg.ndim == 2 and single:
-        neg = neg[None]
-    if neg.shape != s.shape:
-        raise MetricInputError(
-            f"negative_maps shape {np.shape(negative_maps)} does not match saliency shape {np.shape(saliency)}"
-        )
-    if neg.size and neg.min() < 0:
-        raise MetricInputError(f"negative_maps must be non-negative counts, got a minimum of {neg.min()}")
+    s, f, neg, single = _sauc_inputs(saliency, fixations, negative_maps)
     b = len(s)
     out = np.full(b, np.nan)
     bad, smins, smaxs = _common_undefined(s, f)
@@ -437,3 +419,18 @@ def summarise(values: np.ndarray) -> dict[str, float | int | None]:
         "n_defined": n,
         "n_undefined": int(v.size - n),
     }
+
+
+def _sauc_inputs(saliency, fixations, negative_maps) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Batched saliency, fixations and negative maps of the two shuffled-AUC functions, checked alike."""
+    s, f, single = _as_batch(saliency, fixations)
+    neg = np.asarray(negative_maps)
+    if neg.ndim == 2 and single:
+        neg = neg[None]
+    if neg.shape != s.shape:
+        raise MetricInputError(
+            f"negative_maps shape {np.shape(negative_maps)} does not match saliency shape {np.shape(saliency)}"
+        )
+    if neg.size and neg.min() < 0:
+        raise MetricInputError(f"negative_maps must be non-negative counts, got a minimum of {neg.min()}")
+    return s, f, neg, single
