@@ -86,12 +86,12 @@ def train_multi(arch: str, runs: int, updates: int, num_steps: int, device: str)
     return cfgs[0].planned_steps / wall
 
 
-def evaluation(models: int, episodes: int, max_frames: int, device: str) -> float:
+def evaluation(models: int, episodes: int, max_episode_steps: int, device: str) -> float:
     from fls.evaluation.evaluate import EvalConfig
     from fls.evaluation.multi import evaluate_many
     from fls.models import build_model
 
-    cfg = EvalConfig(episodes=episodes, num_envs=16, seed=1000, max_frames=max_frames, device=device)
+    cfg = EvalConfig(episodes=episodes, num_envs=16, seed=1000, max_episode_steps=max_episode_steps, device=device)
     nets = []
     for i in range(models):
         torch.manual_seed(i)
@@ -145,7 +145,7 @@ def run(quick: bool, device: str, train_archs: tuple[str, ...] | None = None) ->
         res["train"]["multi"][str(r)] = {a: train_multi(a, r, updates, num_steps, str(dev)) for a in archs[:1 if quick else 2]}
     n_models = 2 if quick else 5
     res["evaluate"] = {"models": n_models, "num_envs_per_model": 16,
-                       "agent_steps_per_s": evaluation(n_models, 16, 60 if quick else 4000, str(dev))}
+                       "agent_steps_per_s": evaluation(n_models, 16, 15 if quick else 1000, str(dev))}
     res["score"] = {"inputs_per_s": score_inputs(1 if quick else 20, str(dev)), "method": "attention", "arch": "sparse_fls"}
     res["wall_s"] = time.perf_counter() - t_start
     return res

@@ -23,7 +23,7 @@ def _strip(result):
 
 
 def test_two_models_at_once_equal_two_evaluations_alone():
-    cfg = EvalConfig(episodes=4, num_envs=2, seed=1000, max_frames=200, device="cpu", env_groups=2)
+    cfg = EvalConfig(episodes=4, num_envs=2, seed=1000, max_episode_steps=50, device="cpu", env_groups=2)
     models = _models(2)
     together = evaluate_many(models, "Breakout", cfg, train_env_seeds=[[1, 2], [9, 10]])
     assert len(together) == 2
@@ -35,7 +35,7 @@ def test_two_models_at_once_equal_two_evaluations_alone():
 
 
 def test_errors_surface():
-    cfg = EvalConfig(episodes=2, num_envs=2, seed=1000, max_frames=200, device="cpu")
+    cfg = EvalConfig(episodes=2, num_envs=2, seed=1000, max_episode_steps=50, device="cpu")
     with pytest.raises(EvaluationError, match="overlap"):
         evaluate_many(_models(2), "Breakout", cfg, train_env_seeds=[[5], [1000]])
     with pytest.raises(EvaluationError, match="2 models but 1"):
