@@ -75,7 +75,7 @@ def test_repro_writes_every_declared_output_and_tables_parse(project):
     stages = _run([str(BIN / "dvc"), "stage", "list", "--name-only"], root, env).stdout.split()
     lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
     assert set(stages) == set(lock), "every stage ran and is recorded in dvc.lock"
-    assert len(stages) == 13  # acquire, preprocess, 2 train, 2 evaluate, 1 infinite, 1 score, 2 reference, 2 posthoc, report
+    assert len(stages) == 14  # acquire, preprocess, 2 train, 2 evaluate, 1 infinite, 1 score, 1 score_corrected, 2 reference, 2 posthoc, report
     outs = _declared_outputs(root)
     missing = [str(p.relative_to(root)) for p in outs if not p.exists()]
     assert not missing
