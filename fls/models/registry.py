@@ -218,7 +218,10 @@ def model_summaries(num_actions: int = 4) -> list[dict]:
     """One row per architecture (Table 2 counts for num_actions = 4); builds each network to count it."""
     rows = []
     for spec in ARCHS.values():
-        model = build_model(spec.id, num_actions)
+        # Counting needs shapes only: on the meta device no weights are allocated or initialised (the
+        # orthogonal init's QR decompositions made this take ~30 s on a 2-core CPU).
+        with torch.device("meta"):
+            model = build_model(spec.id, num_actions)
         rows.append(
             {
                 "arch": spec.id,
