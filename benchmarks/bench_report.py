@@ -56,7 +56,7 @@ def make_grid(root: Path, episodes: int, curve_rows: int, inputs: int) -> Path:
                               "eprewmean": np.cumsum(rng.random(curve_rows))}).to_csv(d / "metrics.csv", index=False)
                 atomic_write_json(d / "summary.json", {"global_step": int(steps[-1])})
                 if a in attention and g in head_games:
-                    df = pd.DataFrame({m: rng.random(inputs) for m in ("nss", "kl", "sauc")})
+                    df = pd.DataFrame({m: rng.random(inputs) for m in ("nss", "kl", "sauc", "sauc_exact")})
                     sd = layout.score_dir("attention", a, g, s)
                     sd.mkdir(parents=True, exist_ok=True)
                     df.to_parquet(sd / "per_input.parquet", index=False)
