@@ -80,8 +80,8 @@ def test_repro_writes_every_declared_output_and_tables_parse(project):
     missing = [str(p.relative_to(root)) for p in outs if not p.exists()]
     assert not missing
     tables = sorted((root / "reports" / "tables").glob("*.csv"))
-    assert [t.stem for t in tables] == ["table2_params", "table3_scores", "table3b_iqm", "table4_saliency",
-                                        "table4b_saliency_ci", "table5_breakout_infinite"]
+    assert [t.stem for t in tables] == ["table2_params", "table3_scores", "table3b_iqm", "table4_corrections",
+                                        "table4_saliency", "table4b_saliency_ci", "table5_breakout_infinite"]
     t3 = pd.read_csv(root / "reports" / "tables" / "table3_scores.csv").set_index(["arch", "game"])
     assert t3.loc[("sparse_fls", "Breakout"), "seeds"] == 1 and t3.loc[("sparse_fls", "Breakout"), "episodes"] == 2
     assert pd.isna(t3.loc[("daqn", "Breakout"), "mean"])  # not run: empty, never filled
