@@ -345,17 +345,9 @@ def shuffled_auc(
     rngs = _rngs(rng, b)
     out = np.full(b, np.nan)
     draws = np.full((b, n_draws), np.nan)
-    bad, smins, smaxs = _common_undefined(s, f)
-    s2 = s.reshape(b, -1)
     f2 = f.reshape(b, -1)
     n2 = neg.reshape(b, -1)
-    for i in range(b):
-        if bad[i] or n2[i].sum() <= 0:
-            continue
-        smin, smax = smins[i], smaxs[i]
-        if _flat(np.asarray(smin), np.asarray(smax)):
-            continue
-        values = (s2[i] - smin) / (smax - smin)
+    for i, values in _sauc_defined(s, f, n2):
         pos_idx = np.flatnonzero(f2[i])
         pos_counts = f2[i][pos_idx]
         n_pos = int(round(pos_counts.sum()))
@@ -383,17 +375,9 @@ def shuffled_auc_exact(saliency: np.ndarray, fixations: np.ndarray, negative_map
     s, f, neg, single = _sauc_inputs(saliency, fixations, negative_maps)
     b = len(s)
     out = np.full(b, np.nan)
-    bad, smins, smaxs = _common_undefined(s, f)
-    s2 = s.reshape(b, -1)
     f2 = f.reshape(b, -1)
     n2 = neg.reshape(b, -1)
-    for i in range(b):
-        if bad[i] or n2[i].sum() <= 0:
-            continue
-        smin, smax = smins[i], smaxs[i]
-        if _flat(np.asarray(smin), np.asarray(smax)):
-            continue
-        values = (s2[i] - smin) / (smax - smin)
+    for i, values in _sauc_defined(s, f, n2):
         nz = np.flatnonzero(n2[i])
         order = np.argsort(values[nz], kind="stable")
         neg_vals = values[nz][order]
@@ -434,3 +418,16 @@ def _sauc_inputs(saliency, fixations, negative_maps) -> tuple[np.ndarray, np.nda
     if neg.size and neg.min() < 0:
         raise MetricInputError(f"negative_maps must be non-negative counts, got a minimum of {neg.min()}")
     return s, f, neg, single
+
+
+def _sauc_defined(s: np.ndarray, f: np.ndarray, n2: np.ndarray):
+    """(index, min-max normalised flat map) of every input on which shuffled AUC is defined, in order."""
+    bad, smins, smaxs = _common_undefined(s, f)
+    s2 = s.reshape(len(s), -1)
+    for i in range(len(s)):
+        if bad[i] or n2[i].sum() <= 0:
+            continue
+        smin, smax = smins[i], smaxs[i]
+        if _flat(np.asarray(smin), np.asarray(smax)):
+            continue
+        yield i, (s2[i] - smin) / (smax - smin)
