@@ -8,6 +8,7 @@
     python benchmarks/bench_train.py            # about 3 minutes on 2 CPU cores
     python benchmarks/bench_train.py --quick    # about 1 minute
     python benchmarks/bench_train.py --compare 6abdcc2 --rounds 2   # (a) and (b), old tree vs this one
+    python benchmarks/bench_train.py --compile  # (d) torch.compile on CPU vs eager, per network op
 
 ``--compare REF`` extracts commit REF of this repository (``git archive``) into a temporary folder and
 runs (a) and (b) alternately with that tree and with this one on the import path, in subprocesses, so
@@ -138,6 +139,47 @@ def compare(ref: str, rounds: int, quick: bool, torch_threads: int, archs: list[
         print(f"  {k:22s} old {old[k]:7.1f}  new {new[k]:7.1f}  new/old {new[k] / old[k]:6.1%}")
 
 
+def bench_compile(arch: str, repeats: int) -> dict[str, float]:
+    """(d) Does torch.compile (inductor, CPU) beat eager for the two hot ops of training, one torch thread?
+
+    The ops the trainer runs per shard: forward+backward of a 128-observation half-minibatch (the update,
+    2 shards of 256) and the forward of a 4-observation half of the rollout batch. Compile time is reported
+    apart: it is paid once per process (per run), about what a short demo run's update costs.
+    """
+    from fls.models import build_model
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    res: dict[str, float] = {}
+    for mode in ("eager", "compiled"):
+        model = build_model(arch, 4).to(memory_format=torch.channels_last)
+        fn = torch.compile(model) if mode == "compiled" else model
+        big = torch.rand(128, 4, 84, 84).contiguous(memory_format=torch.channels_last)
+        small = torch.rand(4, 4, 84, 84).contiguous(memory_format=torch.channels_last)
+
+        def fwd_bwd():
+            out = fn(big)
+            (out.logits.logsumexp(-1).mean() + out.value.mean()).backward()
+
+        def infer():
+            with torch.no_grad():
+                fn(small)
+
+        t0 = time.perf_counter()
+        fwd_bwd(), infer()  # compiles both graphs (and warms eager up)
+        res[f"{mode} first call s"] = time.perf_counter() - t0
+        for name, op, n in (("fwd+bwd 128 ms", fwd_bwd, repeats), ("infer 4 ms", infer, 20 * repeats)):
+            op()
+            t0 = time.perf_counter()
+            for _ in range(n):
+                op()
+            res[f"{mode} {name}"] = 1000 * (time.perf_counter() - t0) / n
+    print(f"  (d) torch.compile {arch:11s}: " + ", ".join(f"{k} {v:.1f}" for k, v in res.items()))
+    for name in ("fwd+bwd 128 ms", "infer 4 ms"):
+        print(f"      {name[:-3]:12s} compiled/eager time {res['compiled ' + name] / res['eager ' + name]:6.1%}")
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--compare", metavar="REF", help="also measure git commit REF of this repo, alternately")
@@ -147,6 +189,7 @@ def main() -> None:
     ap.add_argument("--torch-threads", type=int, default=2, help="TrainConfig.torch_threads (0 = one per CPU)")
     ap.add_argument("--env-threads", type=int, default=0, help="vector-env native threads (0 = default)")
     ap.add_argument("--archs", default="nature_cnn,sparse_fls")
+    ap.add_argument("--compile", action="store_true", help="only (d): torch.compile vs eager on CPU")
     a = ap.parse_args()
     archs = [x for x in a.archs.split(",") if x]
     updates = 3 if a.quick else 8
@@ -160,6 +203,10 @@ def main() -> None:
         print(json.dumps(fig))
         return
     print(f"torch {torch.__version__}, torch_threads {a.torch_threads} (0 = one per CPU), Breakout, 8 envs x 128 steps")
+    if a.compile:
+        for arch in archs:
+            bench_compile(arch, 3 if a.quick else 10)
+        return
     if a.compare:
         compare(a.compare, a.rounds, a.quick, a.torch_threads, archs)
         return
