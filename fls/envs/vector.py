@@ -387,6 +387,11 @@ class AtariVecEnv:
                 ids = np.array([i for i, _ in acts], np.int64)
                 self._absorb(ids, self._backend.step(ids, np.array([a for _, a in acts], np.int64)))
                 self.hidden_steps += len(acts)
+                # The cap fell on a hidden skip: Baselines' Monitor would raise here ("needs reset"). fls ends
+                # the game there and starts the next one as after any game end (restart, no-ops, FIRE, 2)
+                # instead of finishing the old program's skips on a game that is already over.
+                for i in ids[self._need_reset[ids]].tolist():
+                    programs[i] = self._restart(i)
             nxt = {}
             for i in pending:
                 op = next(programs[i], None)
