@@ -117,7 +117,7 @@ def test_single_model_mode_writes_every_declared_out_and_no_index(tmp_path):
 
     src = tmp_path / "data" / "authors"
     make_authors_tree(src, [("sparse_fls", "Breakout", 1), ("nature_cnn", "Breakout", 1)], saliency_trials={"Breakout": [3]})
-    (src / "Junk.notes").mkdir()  # not a model folder: the one-model mode never reads other folders
+    (src / "Pong.cnn" / "01").mkdir(parents=True)  # would fail a whole-download import (no such game): never read here
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"authors": {"dir": str(src)}}))
     run = tmp_path / "runs" / "sparse_fls" / "Breakout" / "1"

@@ -255,23 +255,6 @@ def import_authors(
     return index
 
 
-def write_empty_index(out: str | Path, reason: str) -> dict[str, Any]:
-    """The stage's output when no authors' download is configured (train mode): an index with no models."""
-    index = {"schema_version": SCHEMA_VERSION, "source_dir": None, "n_found": 0, "models": [], "note": reason}
-    atomic_write_json(Path(out) / INDEX, index)
-    return index
-
-
-def read_index(root: str | Path) -> dict[str, Any] | None:
-    p = Path(root) / INDEX
-    if not p.is_file():
-        return None
-    data = json.loads(p.read_text())
-    if not isinstance(data, dict) or not isinstance(data.get("models"), list):
-        raise AuthorsImportError(f"{p}: expected an object with a 'models' list")
-    return data
-
-
 def read_eval_reference(run_dir: str | Path) -> np.ndarray | None:
     p = Path(run_dir) / "authors" / "eval.json"
     if not p.is_file():

@@ -113,7 +113,7 @@ def build_report(
     if cfg.figures:
         fig3_title = f"Figure 3: reward curves (mean ± std over seeds) — {title}"
         if comparison is not None:
-            fig3_title += "\ndashed, 'authors' weights': the authors' own training curves of their released models (event files)"
+            fig3_title += "\ndashed: the authors' released runs' own training (event files)"
         curves = figures.write_curves(ctx.grid, layout, out / "figures" / "fig3_reward_curves.png", out / "fig3_curves.csv",
                                        fig3_title, reference=demo_summary.random_band())
         figs["fig3_reward_curves.png"] = curves["png"]
