@@ -74,3 +74,15 @@ def test_cli(tmp_path):
     assert json.loads(res.output)["total_node_hours"] > 0
     res = CliRunner().invoke(app, ["grid", "cost", "--params", str(params), "--bench", str(tmp_path / "missing.json")])
     assert res.exit_code == 2 and res.output.startswith("error:")
+
+
+def test_imported_seeds_cost_evaluation_only(tmp_path):
+    bench = load_bench(write(tmp_path, BENCH))
+    half = grid_cost({**PARAMS, "grid": {**PARAMS["grid"], "train_seeds": [1], "import_seeds": [9]}}, bench)
+    full = grid_cost(PARAMS, bench)
+    count = lambda rep, group: sum(ln.count for ln in rep.lines if ln.group == group)  # noqa: E731
+    assert count(half, "train") == count(full, "train") / 2 == 3 * 2
+    assert count(half, "evaluate") == count(full, "evaluate") and count(half, "score") == count(full, "score")
+    none = grid_cost({**PARAMS, "grid": {**PARAMS["grid"], "train_seeds": [], "import_seeds": [1, 9]},
+                      "train": {}}, load_bench(write(tmp_path, {**BENCH, "train": {"single": {}}})))
+    assert count(none, "train") == 0 and none.total > 0  # no train rate needed when nothing is trained

@@ -110,7 +110,7 @@ def test_repro_writes_every_declared_output_and_tables_parse(project):
     assert not plots.get("errors"), plots.get("errors")
     (fig3,) = plots["data"]["reports/fig3_curves.csv"]
     spec = fig3["content"]  # the Vega-Lite spec DVC renders: a panel per game, a line per arch
-    assert spec["facet"]["field"] == "game" and spec["spec"]["encoding"]["color"]["field"] == "arch"
+    assert spec["facet"]["field"] == "game" and spec["spec"]["encoding"]["color"]["field"] == "series"
     drawn = {(v["game"], v["arch"]) for v in spec["data"]["values"]}
     assert drawn == set(zip(curves["game"], curves["arch"])) and len(drawn) == 2
     # the dvclive training logs: one TSV per quantity, x = agent steps, every update of the run

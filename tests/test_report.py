@@ -341,11 +341,23 @@ def test_missing_profile_is_an_error(tmp_path):
         ({"games": ["SpaceInvaders"], "score_games": []}, "needs Breakout"),
         ({"seeds": [1, 1]}, "twice"),
         ({"archs": ["nature_cnn", "sparse_fls", "cnn"]}, "known architectures"),
+        ({"train_seeds": [1, 9], "import_seeds": [9]}, r"seeds \[9\] are in both 'train_seeds' and 'import_seeds'"),
+        ({"train_seeds": [1], "import_seeds": []}, r"seeds \[9\] are in neither 'train_seeds' nor 'import_seeds'"),
+        ({"train_seeds": [], "import_seeds": [1, 9, 17]}, r"field 'import_seeds': \[17\] not in grid.seeds"),
+        ({"import_seeds": [9, 9]}, "twice"),
     ],
 )
 def test_grid_rejects_invalid_matrix_cells(change, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message) as e:
         build_config(GridConfig, {**GRID, **change})
+    assert "\n" not in str(e.value)
+
+
+def test_grid_seed_sources():
+    g = build_config(GridConfig, {**GRID, "import_seeds": [9]})  # train_seeds unset (code only): the rest
+    assert g.trained_seeds == [1] and g.import_seeds == [9]
+    g = build_config(GridConfig, {**GRID, "train_seeds": [], "import_seeds": [9, 1]})
+    assert g.trained_seeds == [] and build_config(GridConfig, GRID).trained_seeds == [1, 9]
 
 
 # ------------------------------------------------------------------------------------------ pipeline files
@@ -359,12 +371,18 @@ def test_every_profile_loads_into_every_stage_config(path):
     from fls.ppo.config import TrainConfig
     from fls.scoring import ScoreConfig
 
+    from fls.authors.importer import AuthorsConfig
+
     params = yaml.safe_load(path.read_text())
     assert isinstance(params["profile"], str) and params["data"]["atari_head_source"] in ("sample", "zenodo")
     grid = build_config(GridConfig, params["grid"])
+    # dvc.yaml's train / import_authors matrices interpolate both lists: every profile spells them out
+    assert isinstance(params["grid"]["train_seeds"], list) and isinstance(params["grid"]["import_seeds"], list)
     for cls, section in ((AtariHeadConfig, "atari_head"), (TrainConfig, "train"), (EvalConfig, "evaluate"),
-                         (ScoreConfig, "score"), (ReportConfig, "report")):
+                         (ScoreConfig, "score"), (ReportConfig, "report"), (AuthorsConfig, "authors")):
         load_config(cls, path, section)
+    if params["profile"] != "authors":  # the others train every seed
+        assert grid.train_seeds == grid.seeds and grid.import_seeds == []
     heads = set(load_config(AtariHeadConfig, path, "atari_head").games)
     assert {head_game(g) for g in grid.score_games} <= heads  # every scored game is acquired
 
@@ -388,6 +406,44 @@ def test_paper_profile_is_the_paper_protocol():
     assert caps == [30000, 30000, 100000, 75000]  # agent steps (docs/evaluation.md)
     tr = load_config(TrainConfig, REPO / "profiles" / "paper.yaml", "train")
     assert (tr.max_episode_steps, tr.max_episode_steps_by_game) == (100000, {"SpaceInvaders": 75000})
+
+
+def test_authors_profile_is_the_paper_profile_on_the_authors_weights():
+    """profiles/authors.yaml: the paper's grid, evaluation and scoring, every seed imported, none trained."""
+    paper = yaml.safe_load((REPO / "profiles" / "paper.yaml").read_text())
+    authors = yaml.safe_load((REPO / "profiles" / "authors.yaml").read_text())
+    assert authors["profile"] == "authors"
+    assert authors["grid"]["train_seeds"] == [] and authors["grid"]["import_seeds"] == paper["grid"]["seeds"]
+    for p in (paper, authors):
+        del p["profile"], p["grid"]["train_seeds"], p["grid"]["import_seeds"]
+    assert authors == paper
+
+
+def _dvc_stage_groups(tmp_path: Path, profile: Path) -> dict[str, int]:
+    """`dvc stage list` of this checkout's dvc.yaml with ``profile`` as params.yaml: cells per stage group."""
+    import shutil
+    import subprocess
+    import sys
+
+    for name in ("dvc.yaml", ".dvc/config"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / name, tmp_path / name)
+    shutil.copy(profile, tmp_path / "params.yaml")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    res = subprocess.run([str(Path(sys.executable).parent / "dvc"), "stage", "list", "--name-only"], cwd=tmp_path,
+                         capture_output=True, text=True, env={**__import__("os").environ, "DVC_NO_ANALYTICS": "1"})
+    assert res.returncode == 0, res.stderr
+    groups: dict[str, int] = {}
+    for name in res.stdout.split():
+        groups[name.split("@")[0]] = groups.get(name.split("@")[0], 0) + 1
+    return groups
+
+
+def test_dvc_makes_import_stages_only_for_import_seeds(tmp_path):
+    default = _dvc_stage_groups(tmp_path / "default", REPO / "params.yaml")
+    assert "import_authors" not in default and default["train"] == 2
+    authors = _dvc_stage_groups(tmp_path / "authors", REPO / "profiles" / "authors.yaml")
+    assert "train" not in authors and authors["import_authors"] == 15 * 6 * 5 == authors["evaluate"]
 
 
 def _import_closure(module: str) -> set[str]:
@@ -436,8 +492,10 @@ def test_fig3_dvc_plot_draws_a_line_per_arch_and_a_panel_per_game():
     plot = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["report"]["plots"][0]["reports/fig3_curves.csv"]
     template = json.loads((REPO / plot["template"]).read_text())
     assert template["data"]["values"] == "<DVC_METRIC_DATA>"
-    assert template["facet"]["field"] == "game" and template["spec"]["encoding"]["color"]["field"] == "arch"
-    used = {"game", "arch", "eprewmean_std"} | {plot["x"], plot["y"]}
+    assert template["facet"]["field"] == "game" and template["spec"]["encoding"]["color"]["field"] == "series"
+    (series,) = [t for t in template["spec"]["transform"] if t.get("as") == "series"]  # arch, or arch + authors' tag
+    assert "datum.arch" in series["calculate"] and "datum.source == 'authors'" in series["calculate"]
+    used = {"game", "arch", "source", "eprewmean_std"} | {plot["x"], plot["y"]}
     assert used <= set(figures.CURVE_COLUMNS)
 
 

@@ -5,13 +5,17 @@ Input (their README): ``DIR/<game>.<network>/<train_seed>/`` holding ``model.pkl
 TensorBoard ``events.out.tfevents.*`` file. Output per model, ``OUT/<arch>/<game>/<seed>/``:
 
 * ``model.pt``      an fls checkpoint (weights only), so ``fls evaluate`` / ``fls score`` run on it unchanged;
-* ``metrics.csv``   ``global_step,eprewmean`` from the event file (the training curve Figure 3 reads);
-* ``summary.json``  marks the import complete and names every source file with its sha256;
+* ``metrics.csv``   ``global_step,eprewmean`` from the event file (the training curve Figure 3 reads; only
+  the header when the folder has no event file, so the file a DVC stage declares always exists);
+* ``summary.json``  marks the import complete (``source: authors``), names every source file with its sha256
+  and records model.pt's sha256 (the report matches it against the checkpoint an evaluation recorded);
 * ``run_info.json`` provenance, as every fls stage writes;
 * ``authors/eval.json``, ``authors/saliency.parquet``  the authors' evaluation episodes and per-input saliency.
 
-``OUT/authors_index.json`` lists what was imported. A model whose ``summary.json`` already names the same
-``model.pkl`` sha256 is skipped, so an interrupted import resumes.
+Two modes: the whole download (``import_authors``: ``OUT/<arch>/<game>/<seed>/`` per model plus
+``OUT/authors_index.json``; a model whose ``summary.json`` already names the same ``model.pkl`` sha256 is
+skipped, so an interrupted import resumes), and one model into one run directory (``import_one``: what the
+DVC ``import_authors`` stage runs, no index; its eval.pkl is required, the comparison is the point).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import pandas as pd
 from fls.atomic import atomic_path, atomic_write_json, atomic_write_text
 from fls import tb_events as events
 from fls.authors import results
-from fls.authors.convert import ConversionError, convert_variables, network_to_arch
+from fls.authors.convert import ARCH_TO_NETWORK, ConversionError, convert_variables, network_to_arch
 from fls.authors.safe_pickle import safe_load
 from fls.checkpoint import file_sha256, save_checkpoint
 from fls.games import UnknownGameError, get_game
@@ -43,6 +47,17 @@ _FOLDER = re.compile(r"^(?P<game>[A-Za-z]+)\.(?P<network>cnn[A-Za-z0-9_]*)$")
 
 class AuthorsImportError(ValueError):
     """An authors' folder that does not have the documented layout (message names the path)."""
+
+
+@dataclass
+class AuthorsConfig:
+    """The ``authors`` section of params.yaml, read only by the ``import_authors`` stage."""
+
+    dir: str = "data/authors"  # the by-hand download: <game>.<network>/<seed>/ folders (docs/authors_models.md)
+
+    def validate(self) -> None:
+        if not str(self.dir).strip():
+            raise AuthorsImportError("authors: field 'dir' must name the folder of the authors' download")
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,29 @@ def discover(root: str | Path) -> list[AuthorsModel]:
     return sorted(found, key=lambda a: (a.arch, a.game, a.seed))
 
 
+def find_model(root: str | Path, arch: str, game: str, seed: int) -> AuthorsModel:
+    """The one ``<game>.<network>/<seed>/`` folder of (arch, game, seed) under ``root``; other folders are not read."""
+    from fls.models import ARCHS
+
+    root = Path(root)
+    if arch not in ARCHS:
+        raise AuthorsImportError(f"unknown architecture '{arch}' (valid: {', '.join(ARCHS)})")
+    game = get_game(game).name
+    network = ARCH_TO_NETWORK[arch]
+    if not root.is_dir():
+        raise AuthorsImportError(f"{root}: not a directory (expected the authors' download with <game>.<network>/<seed>/ folders)")
+    folders = [d for d in sorted(root.iterdir()) if d.is_dir() and (m := _FOLDER.match(d.name)) and m["network"] == network
+               and m["game"].lower() == game.lower()]
+    seeds = [s for f in folders for s in sorted(f.iterdir()) if s.is_dir() and s.name.isdigit() and int(s.name) == int(seed)]
+    if len(seeds) != 1:
+        what = "no" if not seeds else f"{len(seeds)}"
+        raise AuthorsImportError(f"{root}: {what} folder {game}.{network}/{int(seed):02d}/ for {arch} {game} seed {seed} "
+                                 "(expected exactly one, holding model.pkl)")
+    if not (seeds[0] / "model.pkl").is_file():
+        raise AuthorsImportError(f"{seeds[0]}: no model.pkl")
+    return AuthorsModel(seeds[0], game, network, arch, int(seed))
+
+
 def _check_config(model: AuthorsModel) -> dict[str, Any]:
     path = model.folder / "config.json"
     if not path.is_file():
@@ -114,8 +152,16 @@ def _curve_csv(curve: list[tuple[int, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def import_model(model: AuthorsModel, out_dir: Path) -> dict[str, Any]:
-    """Convert one authors' model into ``out_dir`` (see module doc); returns its index entry."""
+def import_model(model: AuthorsModel, out_dir: Path, *, require_eval: bool = False) -> dict[str, Any]:
+    """Convert one authors' model into ``out_dir`` (see module doc); returns its index entry.
+
+    ``require_eval``: a folder without eval.pkl is an error (every folder of their release has one).
+    """
+    out_dir = Path(out_dir)
+    eval_pkl = model.folder / "eval.pkl"
+    if require_eval and not eval_pkl.is_file():
+        raise AuthorsImportError(f"{eval_pkl}: missing (every model folder of the authors' release has one; "
+                                 "the comparison with fls's evaluation needs it)")
     sha = file_sha256(model.model_pkl)
     done = out_dir / "summary.json"
     if done.is_file():
@@ -151,10 +197,8 @@ def import_model(model: AuthorsModel, out_dir: Path) -> dict[str, Any]:
         {"arch": arch, "game": model.game, "num_actions": num_actions, "model": state, "optimizer": None,
          "update": 0, "global_step": global_step, "config": config},
     )
-    if curve:
-        atomic_write_text(out_dir / "metrics.csv", _curve_csv(curve))
+    atomic_write_text(out_dir / "metrics.csv", _curve_csv(curve))
     ref_dir = out_dir / "authors"
-    eval_pkl = model.folder / "eval.pkl"
     if eval_pkl.is_file():
         ref = results.read_eval_pkl(eval_pkl)
         sources["eval.pkl"] = {"path": str(eval_pkl), "sha256": file_sha256(eval_pkl)}
@@ -176,8 +220,14 @@ def import_model(model: AuthorsModel, out_dir: Path) -> dict[str, Any]:
     from fls.runinfo import write_run_info
 
     write_run_info(out_dir / "run_info.json", config, stage="import-authors", extra={"sources": sources})
-    atomic_write_json(done, {"schema_version": SCHEMA_VERSION, "source": "authors", "entry": entry, "sources": sources})
+    atomic_write_json(done, {"schema_version": SCHEMA_VERSION, "source": "authors", "global_step": global_step,
+                             "model_sha256": file_sha256(out_dir / "model.pt"), "entry": entry, "sources": sources})
     return entry
+
+
+def import_one(src: str | Path, arch: str, game: str, seed: int, out_dir: str | Path) -> dict[str, Any]:
+    """One model of the download into ``out_dir`` (the DVC stage's run directory); eval.pkl required."""
+    return import_model(find_model(src, arch, game, seed), Path(out_dir), require_eval=True)
 
 
 def import_authors(
@@ -203,23 +253,6 @@ def import_authors(
     index = {"schema_version": SCHEMA_VERSION, "source_dir": str(src), "n_found": len(models), "models": entries}
     atomic_write_json(out / INDEX, index)
     return index
-
-
-def write_empty_index(out: str | Path, reason: str) -> dict[str, Any]:
-    """The stage's output when no authors' download is configured (train mode): an index with no models."""
-    index = {"schema_version": SCHEMA_VERSION, "source_dir": None, "n_found": 0, "models": [], "note": reason}
-    atomic_write_json(Path(out) / INDEX, index)
-    return index
-
-
-def read_index(root: str | Path) -> dict[str, Any] | None:
-    p = Path(root) / INDEX
-    if not p.is_file():
-        return None
-    data = json.loads(p.read_text())
-    if not isinstance(data, dict) or not isinstance(data.get("models"), list):
-        raise AuthorsImportError(f"{p}: expected an object with a 'models' list")
-    return data
 
 
 def read_eval_reference(run_dir: str | Path) -> np.ndarray | None:

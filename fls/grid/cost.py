@@ -149,6 +149,8 @@ def grid_cost(
         archs, games, seeds = list(grid["archs"]), list(grid["games"]), list(grid["seeds"])
     except KeyError as exc:
         raise CostError(f"params: field 'grid.{exc.args[0]}' missing") from None
+    # only the seeds fls trains cost training; import_seeds (the authors' weights) cost evaluation alone
+    train_seeds = list(grid["train_seeds"]) if grid.get("train_seeds") is not None else seeds
     infinite = list(grid.get("infinite_archs") or [])
     score_archs, score_games = list(grid.get("score_archs") or []), list(grid.get("score_games") or [])
     train_cfg, eval_cfg = params.get("train") or {}, params.get("evaluate") or {}
@@ -162,8 +164,10 @@ def grid_cost(
     for a in archs:
         by_class.setdefault(arch_class(a), []).append(a)
     for cls, members in by_class.items():
+        runs = len(members) * len(games) * len(train_seeds)
+        if not runs:
+            continue
         rate, src = node_train_rate(bench, cls)
-        runs = len(members) * len(games) * len(seeds)
         lines.append(CostLine("train", f"{cls}-like ({len(members)} archs)", runs, rate, src, runs * planned / rate / 3600))
 
     ev = bench["evaluate"]
@@ -190,7 +194,8 @@ def grid_cost(
         "game length of trained agents; capped games are shorter)",
         f"score: {score_inputs_per_game:,} Atari-HEAD inputs per game (ASSUMED), attention maps only (post-hoc "
         "methods and metric computation not priced)",
-        "the Atari-HEAD download/preprocess (once, CPU) and the report are not priced",
+        "the Atari-HEAD download/preprocess (once, CPU), importing the authors' weights (grid.import_seeds) and "
+        "the report are not priced",
         "nodes work independently (no shared-storage or scheduling overhead)",
     ]
     return CostReport(lines, assumptions, bench)

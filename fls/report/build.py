@@ -14,6 +14,7 @@ from typing import Any
 from fls.atomic import atomic_write_json, atomic_write_text
 from fls.config import ConfigError, build_config, load_config, read_params, resolved
 from fls.report import appendix_figures, demo_summary, figures, perception, seed_stats, table4_corrections, tables
+from fls.report import authors as authors_report
 from fls.report.layout import GridConfig, Layout
 from fls.runinfo import write_run_info
 
@@ -61,10 +62,23 @@ def load_context(params_file: Path) -> ReportContext:
 
 def _profile_banner(ctx: ReportContext) -> str:
     lines = [f"**Profile: `{ctx.profile}`** (params `profile`)."]
-    if ctx.profile != "paper":
+    g = ctx.grid
+    if g.import_seeds:
+        lines.append(
+            f"Seeds {list(g.import_seeds)} are the **authors' released weights** (`grid.import_seeds`, converted by "
+            "`fls import-authors`), evaluated and scored by fls, not models fls trained"
+            + (f"; seeds {g.trained_seeds} were trained by fls, and Tables 3-5 pool both kinds of seed per cell."
+               if g.trained_seeds else ".")
+        )
+    if ctx.profile not in ("paper", "authors") and g.trained_seeds:
         lines.append(
             f"Numbers from the `{ctx.profile}` profile use tiny training budgets and few episodes: they check "
             "that the pipeline runs end to end and are **not comparable** to the paper's columns."
+        )
+    elif ctx.profile not in ("paper", "authors"):
+        lines.append(
+            f"The `{ctx.profile}` profile evaluates and scores with small budgets (few episodes, few inputs): its "
+            "numbers check the pipeline and are **not comparable** to the paper's columns."
         )
     if ctx.atari_head_source != "zenodo":
         lines.append(
@@ -87,6 +101,9 @@ def build_report(
     built += [seed_stats.table3b(ctx.grid, layout), seed_stats.table4b(ctx.grid, layout)]  # across-seed statistics
     if ctx.grid.score_variants:  # beside Table 4: what each scoring correction changes
         built.append(table4_corrections.table(ctx.grid, layout))
+    comparison = authors_report.table(ctx.grid, layout)  # imported runs only (grid.import_seeds)
+    if comparison is not None:
+        built.append(comparison)
     written: dict[str, Path] = {}
     for t in built:
         for ext, p in tables.write_table(t, out / "tables", header=banner).items():
@@ -94,9 +111,11 @@ def build_report(
     figs: dict[str, Path] = {}
     title = f"profile: {ctx.profile}"
     if cfg.figures:
+        fig3_title = f"Figure 3: reward curves (mean ± std over seeds) — {title}"
+        if comparison is not None:
+            fig3_title += "\ndashed: the authors' released runs' own training (event files)"
         curves = figures.write_curves(ctx.grid, layout, out / "figures" / "fig3_reward_curves.png", out / "fig3_curves.csv",
-                                       f"Figure 3: reward curves (mean ± std over seeds) — {title}",
-                                       reference=demo_summary.random_band())
+                                       fig3_title, reference=demo_summary.random_band())
         figs["fig3_reward_curves.png"] = curves["png"]
         written["fig3_curves.csv"] = curves["csv"]
         prof = seed_stats.write_profiles(ctx.grid, layout, out / "figures" / "performance_profiles.png",
@@ -118,12 +137,6 @@ def build_report(
         ).items():
             figs[p.name] = p
     written.update(figs)
-    authors_root = Path(runs).parent / "runs_authors"  # fls import-authors output (docs/authors_models.md)
-    if (authors_root / "authors_index.json").is_file():
-        from fls.report import authors as authors_report
-
-        md = authors_report.to_markdown(authors_report.comparison_table(authors_root, layout))
-        written["authors_comparison.md"] = atomic_write_text(out / "tables" / "authors_comparison.md", md)
     written["metrics.json"] = atomic_write_json(out / "metrics.json", seed_stats.flat_metrics(built))
     summary = demo_summary.paragraphs(ctx.profile, ctx.atari_head_source, built, ctx.grid,
                                       seed_stats.train_steps(ctx.grid, layout))
@@ -142,7 +155,8 @@ def _index(ctx: ReportContext, built: list[tables.Table], figs: dict[str, Path],
         "",
         "Grid of this report (params `grid`):",
         "",
-        f"- trained: archs {g.archs} x games {g.games} x seeds {g.seeds}",
+        f"- runs: archs {g.archs} x games {g.games} x seeds {g.seeds} (trained by fls: seeds {g.trained_seeds}; "
+        f"the authors' released weights: seeds {list(g.import_seeds)})",
         f"- BreakoutInfinite evaluation: archs {g.infinite_archs}",
         f"- scored against Atari-HEAD: archs {g.score_archs} x games {g.score_games}; "
         f"references {g.reference_methods}; post-hoc {g.posthoc_methods} on {g.posthoc_archs}",
@@ -155,6 +169,19 @@ def _index(ctx: ReportContext, built: list[tables.Table], figs: dict[str, Path],
     for t in built:
         lines.append(f"- {t.title}: [Markdown](tables/{t.name}.md), [CSV](tables/{t.name}.csv), [LaTeX](tables/{t.name}.tex)")
     lines += ["", "## What this run shows", "", *summary, ""]
+    comparison = next((t for t in built if t.name == authors_report.NAME), None)
+    if comparison is not None:
+        lines += [
+            "## The authors' released weights: their numbers beside fls's",
+            "",
+            authors_report.summary_sentence(comparison) + f" Full table: [tables/{comparison.name}.md](tables/{comparison.name}.md) "
+            "(what it can and cannot show: docs/authors_models.md).",
+            "",
+            tables.to_markdown(comparison.display).rstrip(),
+            "",
+            *[f"- {n}" for n in comparison.notes],
+            "",
+        ]
     lines += ["## Figures", ""]
     if not figs:
         lines.append("- (figures disabled or nothing to draw)")

@@ -54,13 +54,16 @@ def paragraphs(profile: str, atari_head_source: str, built: Sequence[Table], gri
             above = "above" if low > m else "not clearly above"
             line += f" (95 % lower bound {low:.1f}), {above} a random policy's mean {m:.2f}"
         scores.append(line)
+    if grid.import_seeds:
+        steps += (f" (seeds {list(grid.import_seeds)}: the authors' released weights, trained by the authors"
+                  + (", pooled with fls's own seeds" if grid.trained_seeds else "") + ")")
     parts.append(f"Profile `{profile}`{steps}: " + "; ".join(scores) + ".")
     if t3b is not None:
         sentences = seed_stats.free_lunch_sentences(t3b)
         if sentences:
             parts.append("The free-lunch test (Table 3b, does attention cost score?): " + " ".join(sentences))
     cannot = []
-    if profile != "paper":
+    if profile != "paper" and grid.trained_seeds:
         cannot.append("the budget is a small fraction of the paper's, so these are early-training scores, not "
                       "the paper's final ones, and agents that differ at 5e7 steps can look alike here (or the "
                       "reverse)")

@@ -2,7 +2,10 @@
 
 Curves are the mean ± std over seeds of ``eprewmean`` at each logged step, computed on the steps every
 seed has logged (a seed that is still running does not bend the mean at the end). The long-format CSV
-behind the PNG is also what ``dvc plots`` reads.
+behind the PNG is also what ``dvc plots`` reads. A run imported from the authors' release
+(``grid.import_seeds``) holds their event file's ``eprewmean`` in its metrics.csv: those seeds make a
+separate band per (game, arch), ``source`` = ``authors``, drawn dashed and labelled as the authors' weights,
+beside the band of the seeds fls trained (``source`` = ``fls``) when the grid has both.
 
 Gaze panels (Figure 5) draw, for a few Atari-HEAD inputs, each model's saliency over the raw RGB frame
 the newest stack slot was pooled from, the way the authors' ``visualization.py`` renders it: the map is
@@ -28,39 +31,54 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fls.atomic import atomic_path, atomic_write_text  # noqa: E402
-from fls.report.inputs import read_curve  # noqa: E402
+from fls.report.inputs import read_curve, run_source  # noqa: E402
 from fls.report.layout import GridConfig, Layout  # noqa: E402
 
 WINDOW_LABEL = "100-game mean, 95 %"  # what the reference band of Figure 3 is (fls.report.demo_summary)
 FRAMES_PER_STEP = 4  # frame skip: one agent step = 4 emulator frames (the paper's x axis is frames)
-CURVE_COLUMNS = ["game", "arch", "step", "frames", "eprewmean_mean", "eprewmean_std", "seeds"]
+CURVE_COLUMNS = ["game", "arch", "source", "step", "frames", "eprewmean_mean", "eprewmean_std", "seeds"]
+SOURCES = ("fls", "authors")  # who trained the runs of a band: fls itself, or the authors (imported weights)
 
 
 def curve_table(grid: GridConfig, layout: Layout) -> pd.DataFrame:
-    """Long format: one row per (game, arch, step) with mean/std of eprewmean over the seeds found."""
+    """Long format: one row per (game, arch, source, step) with mean/std of eprewmean over the seeds found."""
     rows = []
     for game in grid.games:
         for arch in grid.archs:
-            curves = [c for s in grid.seeds if (c := read_curve(layout.run_dir(arch, game, s))) is not None]
-            if not curves:
-                continue
-            merged = curves[0].set_index("global_step")[["eprewmean"]].rename(columns={"eprewmean": 0})
-            for i, c in enumerate(curves[1:], start=1):
-                merged = merged.join(c.set_index("global_step")["eprewmean"].rename(i), how="inner")
-            values = merged.to_numpy(dtype=np.float64)
-            for step, row in zip(merged.index, values):
-                finite = row[np.isfinite(row)]
-                if finite.size < len(curves):  # a seed with no finished episode yet: no honest mean here
-                    continue
-                rows.append(dict(game=game, arch=arch, step=int(step), frames=int(step) * FRAMES_PER_STEP,
-                                 eprewmean_mean=float(finite.mean()), eprewmean_std=float(finite.std()),
-                                 seeds=len(curves)))
+            by_source: dict[str, list[pd.DataFrame]] = {src: [] for src in SOURCES}
+            for s in grid.seeds:
+                run = layout.run_dir(arch, game, s)
+                if (c := read_curve(run)) is not None:
+                    by_source[run_source(run)].append(c)
+            for source, curves in by_source.items():
+                rows += _band_rows(game, arch, source, curves)
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
-def plot_curves(curves: pd.DataFrame, path: Path, title: str, reference: dict | None = None) -> Path:
-    """One panel per game, one line (mean) and band (± std over seeds) per architecture.
+def _band_rows(game: str, arch: str, source: str, curves: list[pd.DataFrame]) -> list[dict]:
+    """The band of one (game, arch, source): mean/std over its seeds at the steps all of them logged."""
+    rows: list[dict] = []
+    if not curves:
+        return rows
+    merged = curves[0].set_index("global_step")[["eprewmean"]].rename(columns={"eprewmean": 0})
+    for i, c in enumerate(curves[1:], start=1):
+        merged = merged.join(c.set_index("global_step")["eprewmean"].rename(i), how="inner")
+    values = merged.to_numpy(dtype=np.float64)
+    for step, row in zip(merged.index, values):
+        finite = row[np.isfinite(row)]
+        if finite.size < len(curves):  # a seed with no finished episode yet: no honest mean here
+            continue
+        rows.append(dict(game=game, arch=arch, source=source, step=int(step), frames=int(step) * FRAMES_PER_STEP,
+                         eprewmean_mean=float(finite.mean()), eprewmean_std=float(finite.std()),
+                         seeds=len(curves)))
+    return rows
 
+
+def plot_curves(curves: pd.DataFrame, path: Path, title: str, reference: dict | None = None) -> Path:
+    """One panel per game, one line (mean) and band (± std over seeds) per architecture and source.
+
+    The authors' band of an arch (``source`` = authors: their released runs' own training curves) takes the
+    colour of fls's band of that arch and a dashed line, so the two trainings of one model sit side by side.
     ``reference``: {game: (mean, half-width)} of a random policy, drawn as a grey band (the floor to clear).
     """
     games = list(dict.fromkeys(curves["game"])) or ["(no runs)"]
@@ -69,13 +87,22 @@ def plot_curves(curves: pd.DataFrame, path: Path, title: str, reference: dict | 
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
     for ax, game in zip(axes.flat, games):
         sub = curves[curves["game"] == game]
+        source = sub["source"] if "source" in sub else pd.Series("fls", index=sub.index)
         for arch in dict.fromkeys(sub["arch"]):
-            c = sub[sub["arch"] == arch]
-            x, m, s = c["frames"].to_numpy(), c["eprewmean_mean"].to_numpy(), c["eprewmean_std"].to_numpy()
-            (line,) = ax.plot(x, m, label=f"{arch} ({int(c['seeds'].iloc[0])} seeds)", linewidth=1.2, marker="o", markersize=3)
-            ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.2, linewidth=0)
-            if len(x) <= 3:  # a band over one or two steps is invisible: draw the std as error bars too
-                ax.errorbar(x, m, yerr=s, color=line.get_color(), fmt="none", capsize=3, linewidth=1)
+            color = None
+            for src in SOURCES:
+                c = sub[(sub["arch"] == arch) & (source == src)]
+                if c.empty:
+                    continue
+                x, m, s = c["frames"].to_numpy(), c["eprewmean_mean"].to_numpy(), c["eprewmean_std"].to_numpy()
+                n = int(c["seeds"].iloc[0])
+                label = f"{arch} ({n} seeds)" if src == "fls" else f"{arch}: authors' weights, their training ({n} seeds)"
+                (line,) = ax.plot(x, m, label=label, linewidth=1.2, marker="o", markersize=3, color=color,
+                                  linestyle="-" if src == "fls" else "--")
+                color = line.get_color()
+                ax.fill_between(x, m - s, m + s, color=color, alpha=0.2 if src == "fls" else 0.12, linewidth=0)
+                if len(x) <= 3:  # a band over one or two steps is invisible: draw the std as error bars too
+                    ax.errorbar(x, m, yerr=s, color=color, fmt="none", capsize=3, linewidth=1)
         if reference and game in reference:
             m, sd = reference[game]
             ax.axhspan(m - sd, m + sd, color="0.5", alpha=0.15, linewidth=0)

@@ -134,3 +134,29 @@ def score_uses_synthetic_gaze(score_dir: Path) -> bool:
     """True when the scoring summary says its gaze came from the synthetic sample (``synthetic_gaze``)."""
     path = score_dir / "summary.json"
     return path.exists() and bool(_read_json(path).get("synthetic_gaze", False))
+
+
+def run_source(run_dir: Path) -> str:
+    """``"authors"`` for a run directory ``fls import-authors`` wrote (its summary.json says so), else ``"fls"``.
+
+    Tables pool a cell's seeds whatever made them; Figure 3 and the comparison table keep the authors'
+    released weights apart from fls's own training, so the label on every curve and row stays true.
+    """
+    path = Path(run_dir) / "summary.json"
+    if not path.exists():
+        return "fls"
+    source = _read_json(path).get("source", "fls")
+    if source not in ("fls", "authors"):
+        raise ReportInputError(f"{path}: field 'source' must be 'fls' or 'authors', got {source!r}")
+    return source
+
+
+def recorded_checkpoint_sha(path: Path, *keys: str) -> str | None:
+    """The model sha256 a stage recorded (``eval.json: checkpoint.sha256``, score ``summary.json:
+    model.checkpoint.sha256``); None when the file or the field is absent."""
+    if not Path(path).exists():
+        return None
+    node: Any = _read_json(Path(path))
+    for k in (*keys, "sha256"):
+        node = node.get(k) if isinstance(node, dict) else None
+    return node if isinstance(node, str) else None

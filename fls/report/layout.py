@@ -26,9 +26,15 @@ class GridConfig:
     DVC matrix cannot skip combinations: every cell of every matrix must be a valid run.
     """
 
-    archs: list[str] = field(default_factory=list)  # trained on every game in ``games`` with every seed
+    archs: list[str] = field(default_factory=list)  # run on every game in ``games`` with every seed
     games: list[str] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)  # every consumer stage (evaluate, score, report) reads these
+    # Where each seed's runs/<arch>/<game>/<seed> comes from: the `train` stages (train_seeds) or the
+    # `import_authors` stages (import_seeds: the authors' released weights, docs/authors_models.md). DVC
+    # cannot branch on a param, but an empty matrix list makes no stages, so the two lists are the switch.
+    # None (only when built in code, every profile spells both out): every seed not imported is trained.
+    train_seeds: list[int] | None = None
+    import_seeds: list[int] = field(default_factory=list)
     infinite_archs: list[str] = field(default_factory=list)  # Breakout models also evaluated on BreakoutInfinite
     score_archs: list[str] = field(default_factory=list)  # attention archs scored against Atari-HEAD
     score_games: list[str] = field(default_factory=list)  # games with Atari-HEAD data (no BeamRider)
@@ -66,6 +72,7 @@ class GridConfig:
         need("posthoc_methods", self.posthoc_methods, POSTHOC_METHODS, "post-hoc methods")
         if not self.seeds:
             raise ConfigError("grid: field 'seeds' must list at least one seed")
+        self._check_seed_sources()
         from fls.variants import parse_variant
 
         for v in self.score_variants:
@@ -73,10 +80,36 @@ class GridConfig:
                 parse_variant(v)
             except ValueError as exc:
                 raise ConfigError(f"grid: field 'score_variants': {exc}") from None
-        for name in ("archs", "games", "seeds", "infinite_archs", "score_archs", "score_games", "score_variants"):
-            values = getattr(self, name)
+        for name in ("archs", "games", "seeds", "infinite_archs", "score_archs", "score_games", "score_variants",
+                     "train_seeds", "import_seeds"):
+            values = getattr(self, name) or []
             if len(set(values)) != len(values):
                 raise ConfigError(f"grid: field '{name}' lists a value twice: {values}")
+
+    @property
+    def trained_seeds(self) -> list[int]:
+        """Seeds whose runs the `train` stages make."""
+        if self.train_seeds is not None:
+            return list(self.train_seeds)
+        return [s for s in self.seeds if s not in set(self.import_seeds)]
+
+    def _check_seed_sources(self) -> None:
+        """Each seed of ``seeds`` has exactly one producer: otherwise DVC sees two stages writing one run
+        (train_seeds and import_seeds overlap) or a consumer stage whose model.pt nothing writes."""
+        trained, imported = self.trained_seeds, list(self.import_seeds)
+        for name, values in (("train_seeds", trained), ("import_seeds", imported)):
+            extra = [s for s in values if s not in self.seeds]
+            if extra:
+                raise ConfigError(f"grid: field '{name}': {extra} not in grid.seeds (each seed of train_seeds / "
+                                  "import_seeds must be one of grid.seeds)")
+        both = [s for s in self.seeds if s in trained and s in imported]
+        if both:
+            raise ConfigError(f"grid: seeds {both} are in both 'train_seeds' and 'import_seeds' (each seed of "
+                              "grid.seeds must be in exactly one of them)")
+        neither = [s for s in self.seeds if s not in trained and s not in imported]
+        if neither:
+            raise ConfigError(f"grid: seeds {neither} are in neither 'train_seeds' nor 'import_seeds' (each seed of "
+                              "grid.seeds must be in exactly one of them)")
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,10 @@ def collect(grid: GridConfig, layout: Layout, game: str | None = None) -> dict[t
 
 
 def train_steps(grid: GridConfig, layout: Layout) -> dict[str, int]:
-    """Agent steps of each finished training run (``summary.json`` ``global_step``), keyed arch/game/seed."""
+    """Agent steps of each finished fls training run (``summary.json`` ``global_step``), keyed arch/game/seed.
+
+    Imported runs (the authors' weights) are left out: the budget sentence is about fls's own training.
+    """
     import json
 
     out = {}
@@ -61,7 +64,9 @@ def train_steps(grid: GridConfig, layout: Layout) -> dict[str, int]:
             for s in grid.seeds:
                 p = layout.run_dir(arch, game, s) / "summary.json"
                 if p.exists():
-                    out[f"{arch}/{game}/{s}"] = int(json.loads(p.read_text()).get("global_step", 0))
+                    data = json.loads(p.read_text())
+                    if data.get("source", "fls") == "fls":
+                        out[f"{arch}/{game}/{s}"] = int(data.get("global_step", 0))
     return out
 
 
@@ -185,14 +190,16 @@ def write_profiles(grid: GridConfig, layout: Layout, png: Path, csv: Path, title
     return {"csv": Path(csv), "png": plot_profiles(data, Path(png), title)}
 
 
-# Which columns name a row in each table; every other numeric column that is ours (not paper_*, not a
-# difference to the paper, not a planned count) becomes one flat metric.
+# Which columns name a row in each table; every other numeric column that is ours (not paper_*, not the
+# authors' own authors_*, not a difference to the paper, not a planned count) becomes one flat metric.
 KEYS = {
     "table3_scores": ("arch", "game"),
     "table3b_iqm": ("arch", "scope"),
     "table4_saliency": ("metric", "model", "game"),
     "table4b_saliency_ci": ("metric", "arch", "game"),
     "table5_breakout_infinite": ("arch",),
+    # fls.report.authors: fls's numbers (fls_*, welch_p, trials) for the authors' imported weights
+    "authors_comparison": ("arch", "game", "seed"),
 }
 
 
@@ -207,7 +214,7 @@ def flat_metrics(tables: Sequence[Table]) -> dict[str, float | int]:
         df = t.data
         values = [c for c in df.columns if c not in keys and pd.api.types.is_numeric_dtype(df[c])
                   and pd.api.types.is_bool_dtype(df[c]) is False
-                  and not c.startswith("paper") and "diff" not in c and "expected" not in c]
+                  and not c.startswith(("paper", "authors_")) and "diff" not in c and "expected" not in c]
         for r in df.to_dict("records"):
             if r.get("seeds_expected", 1) == 0 or r.get("seeds", 1) == 0:
                 continue  # not run in this profile (or its outputs are missing)
