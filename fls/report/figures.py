@@ -20,6 +20,7 @@ the raw files the background falls back to the newest gray input frame upscaled.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -96,7 +97,8 @@ def plot_curves(curves: pd.DataFrame, path: Path, title: str, reference: dict | 
                     continue
                 x, m, s = c["frames"].to_numpy(), c["eprewmean_mean"].to_numpy(), c["eprewmean_std"].to_numpy()
                 n = int(c["seeds"].iloc[0])
-                label = f"{arch} ({n} seeds)" if src == "fls" else f"{arch}: authors' weights, their training ({n} seeds)"
+                seeds = f"{n} seed" + ("s" if n != 1 else "")
+                label = f"{arch} ({seeds})" if src == "fls" else f"{arch}: authors' weights, their training ({seeds})"
                 (line,) = ax.plot(x, m, label=label, linewidth=1.2, marker="o", markersize=3, color=color,
                                   linestyle="-" if src == "fls" else "--")
                 color = line.get_color()
@@ -116,7 +118,9 @@ def plot_curves(curves: pd.DataFrame, path: Path, title: str, reference: dict | 
             ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
     for ax in list(axes.flat)[len(games):]:
         ax.axis("off")
-    fig.suptitle(title, fontsize=10)
+    # ~11 characters per inch of figure width at this font size: wrap so one panel does not clip it
+    width = max(30, int(11 * 4.2 * ncols))
+    fig.suptitle("\n".join(w for line in title.splitlines() for w in textwrap.wrap(line, width)), fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 
