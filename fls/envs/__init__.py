@@ -10,9 +10,9 @@ from typing import Any
 
 _EXPORTS = {
     "AtariVecEnv": "fls.envs.vector",
-    "EnvConfigError": "fls.envs.vector",
-    "EpisodeStats": "fls.envs.vector",
-    "VecStep": "fls.envs.vector",
+    "EnvConfigError": "fls.envs.types",
+    "EpisodeStats": "fls.envs.types",
+    "VecStep": "fls.envs.types",
     "make_vector_env": "fls.envs.vector",
     "make_eval_env": "fls.envs.vector",
     "AtariSingleEnv": "fls.envs.single",

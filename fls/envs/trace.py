@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from fls.atomic import atomic_path
-from fls.envs.vector import DEFAULT_MAX_EPISODE_STEPS, EnvConfigError, make_eval_env
+from fls.envs.types import DEFAULT_MAX_EPISODE_STEPS, EnvConfigError
+from fls.envs.vector import make_eval_env
 
 TRACE_FIELDS = ("obs", "actions", "reward", "done", "game_over", "lives")
 

@@ -25,6 +25,9 @@ import numpy as np
 import torch
 
 from fls.atomic import atomic_path
+from fls.envs.single import make_single_env
+from fls.evaluation.evaluate import ActionSampler, check_action_set
+from fls.models.saliency import render_84, render_frame
 
 FRAME_H, FRAME_W = 210, 160
 PANEL_H = FRAME_W  # the 84x84 input is shown 160x160
@@ -106,8 +109,6 @@ def record_rollout(
 
     Frame t shows the input the agent acted on at step t and the saliency of that decision.
     """
-    from fls.models.saliency import render_84, render_frame
-
     spec = model.spec
     label = None if spec.has_attention else f"no attention ({spec.id})"
     obs, rgb = env.reset()
@@ -146,8 +147,6 @@ def perception_rollout(
     Shared by the evaluation's videos and the report's Figure 4 panels, so both draw the same frames.
     ``env`` defaults to the whole-game single env of ``game`` (``open_video_env``); tests pass a fake.
     """
-    from fls.evaluation.evaluate import ActionSampler, check_action_set
-
     check_action_set(model.num_actions, game)
     dev = torch.device(device)
     model = model.to(dev).eval()
@@ -270,6 +269,4 @@ class SingleEnvAdapter:
 
 def open_video_env(game: str, seed: int, max_episode_steps: int) -> SingleEnvAdapter:
     """Whole-game single env (BreakoutInfinite too) with the evaluation's resets, seeded like eval env 0."""
-    from fls.envs.single import make_single_env
-
     return SingleEnvAdapter(make_single_env(game, seed=seed, episodic_life=True, max_episode_steps=max_episode_steps))
