@@ -29,7 +29,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-FRAME_SHAPE = (210, 160)
 FLAT_ATOL = 1e-8
 FLAT_RTOL = 1e-5
 KL_ZERO_RTOL = 1e-8  # fls protocol: saliency <= KL_ZERO_RTOL * max(saliency) counts as 0

@@ -11,10 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-FRAME_SHAPE = (210, 160)  # raw Atari frame, rows x cols
-OBS_SIZE = 84
-FRAME_SKIP = 4
-STACK = 4
+from fls.frames import OBS_SIZE, STACK
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:

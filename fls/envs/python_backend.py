@@ -20,7 +20,8 @@ import numpy as np
 import fls.envs.registration  # noqa: F401  (registers the fls/ ids that gym.make is asked for)
 from fls.envs.types import EnvConfigError, RawStep
 from fls.games import Game
-from fls.preprocessing import FRAME_SKIP, OBS_SIZE, resize84, to_gray
+from fls.frames import FRAME_SHAPE, FRAME_SKIP, OBS_SIZE
+from fls.preprocessing import resize84, to_gray
 
 
 def _raw_env(env_id: str) -> Any:
@@ -54,7 +55,7 @@ class AtariCore:
         self.action_meanings: list[str] = list(self.raw.get_action_meanings())
         self.noop_max = noop_max
         self._rng = np.random.default_rng()
-        self._gray = [np.zeros((210, 160), np.uint8), np.zeros((210, 160), np.uint8)]
+        self._gray = [np.zeros(FRAME_SHAPE, np.uint8), np.zeros(FRAME_SHAPE, np.uint8)]
 
     def _frame(self, action: int) -> tuple[float, bool]:
         _, reward, terminated, _, _ = self.raw.step(action)

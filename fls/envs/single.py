@@ -17,7 +17,7 @@ from fls.envs.registration import variant_env_id
 from fls.envs.types import DEFAULT_MAX_EPISODE_STEPS, check_common
 from fls.envs.vector import AtariVecEnv
 from fls.games import Game, base_game
-from fls.preprocessing import OBS_SIZE, STACK
+from fls.frames import OBS_SHAPE
 
 
 class AtariSingleEnv(gym.Env):
@@ -53,7 +53,7 @@ class AtariSingleEnv(gym.Env):
         self.episodic_life = episodic_life
         self.clip_rewards = clip_rewards
         self.render_mode = "rgb_array"
-        self.observation_space = gym.spaces.Box(0, 255, (STACK, OBS_SIZE, OBS_SIZE), np.uint8)
+        self.observation_space = gym.spaces.Box(0, 255, OBS_SHAPE, np.uint8)
         self.action_space = gym.spaces.Discrete(self._vec.num_actions)
         self._seed = seed
         self._obs: np.ndarray | None = None

@@ -45,7 +45,7 @@ from fls.envs.types import (
     check_seed,
 )
 from fls.games import VARIANTS, Game, base_game, get_game
-from fls.preprocessing import FRAME_SKIP, OBS_SIZE, STACK
+from fls.frames import FRAME_SKIP, OBS_SIZE, STACK
 
 NOOP = 0
 FIRE = 1  # index of FIRE in the minimal action set of every game that has it (MsPacman has none)

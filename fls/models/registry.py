@@ -13,6 +13,7 @@ from typing import Literal, NamedTuple
 import torch
 from torch import nn
 
+from fls.frames import OBS_SHAPE, OBS_SIZE
 from fls.models.blocks import (
     TRUNK_LAYERS,
     DAQNAttention,
@@ -25,7 +26,6 @@ from fls.models.blocks import (
     relative_geometry,
 )
 
-OBS_SHAPE = (4, 84, 84)
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ _DENSE_RENDER = RenderSpec(13, 1, 6)
 
 
 def _specs() -> list[ArchSpec]:
-    dense = dict(trunk="dense", combine="pool", attention_grid=(84, 84), render=_DENSE_RENDER)
+    dense = dict(trunk="dense", combine="pool", attention_grid=(OBS_SIZE, OBS_SIZE), render=_DENSE_RENDER)
     conv1 = dict(attention_grid=(20, 20), render=_CONV1_RENDER)
     return [
         ArchSpec("nature_cnn", "Nature CNN baseline: sparse block, flatten, no attention", attention=None, gate_layers=()),

@@ -40,6 +40,7 @@ from fls.atomic import atomic_path, atomic_write_json
 from fls.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from fls.config import ConfigError
 from fls.device import resolve_device
+from fls.frames import OBS_SHAPE
 from fls.games import get_game
 from fls.ppo.config import PPOConfig, TrainConfig
 from fls.ppo.live_log import TrainingLog
@@ -424,7 +425,7 @@ class _Trainer:
             self.game.name, n, env_seed(cfg.seed, self.update), episodic_life=True, noop_max=cfg.noop_max,
             max_episode_steps=cfg.episode_cap, num_threads=cfg.env_threads,
         )
-        obs_buf = torch.zeros((T, n, 4, 84, 84), dtype=torch.uint8, device=dev)
+        obs_buf = torch.zeros((T, n, *OBS_SHAPE), dtype=torch.uint8, device=dev)
         act_buf = torch.zeros((T, n), dtype=torch.long, device=dev)
         logp_buf = torch.zeros((T, n), device=dev)
         rew_buf = torch.zeros((T, n), device=dev)

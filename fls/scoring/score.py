@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from fls import metrics as M
 from fls.config import ConfigError
+from fls.frames import FRAME_SHAPE
 
 METHODS = ("attention", "uniform", "center_bias", "perturbation", "gradient")
 MODEL_METHODS = ("attention", "perturbation", "gradient")
@@ -104,7 +105,7 @@ class SaliencySource:
         else:
             from fls.scoring.reference_maps import reference_map
 
-            self._reference = reference_map(method, M.FRAME_SHAPE, sigma_frac=cfg.center_sigma)
+            self._reference = reference_map(method, FRAME_SHAPE, sigma_frac=cfg.center_sigma)
 
     def native(self, obs: np.ndarray) -> np.ndarray:
         """(B, h, w) float32 maps before upscaling to the frame (84x84 for the model methods).
@@ -167,7 +168,7 @@ def fixation_totals(trial: Any) -> np.ndarray:
 
 def negative_map(trial: Any, others: np.ndarray) -> np.ndarray:
     """(210, 160) summed fixation counts of inputs ``others`` (repeats count again)."""
-    out = np.zeros(M.FRAME_SHAPE, dtype=np.int64)
+    out = np.zeros(FRAME_SHAPE, dtype=np.int64)
     for j in others:
         r, c, n = trial.fixation_points(int(j))
         np.add.at(out, (r, c), n)
@@ -214,7 +215,7 @@ def score_trial(trial: Any, source: SaliencySource, cfg: ScoreConfig) -> pd.Data
             sal = source.to_frame(native[bi] / divisor)
             sal = np.where(has_fix[ks][:, None, None], sal, np.nan)
         else:
-            sal = np.full((len(ks), *M.FRAME_SHAPE), np.nan)
+            sal = np.full((len(ks), *FRAME_SHAPE), np.nan)
             live = ks[has_fix[ks]]  # inputs without fixations are undefined whatever the map: skip the model
             if len(live):
                 sal[has_fix[ks]] = source(trial.inputs[live])
