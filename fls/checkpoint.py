@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from fls.atomic import atomic_path
+from fls.stage_files import CHECKPOINT, MODEL
 
 FORMAT = "fls-checkpoint"
 VERSION = 1
@@ -102,10 +103,10 @@ def resolve_policy_file(path_or_run_dir: str | os.PathLike[str]) -> Path:
     """A checkpoint file as given, or for a run directory its ``model.pt`` (else ``checkpoint.pt``)."""
     p = Path(path_or_run_dir)
     if p.is_dir():
-        for name in ("model.pt", "checkpoint.pt"):
+        for name in (MODEL, CHECKPOINT):
             if (p / name).is_file():
                 return p / name
-        raise CheckpointError(f"{p}: run directory has neither model.pt nor checkpoint.pt")
+        raise CheckpointError(f"{p}: run directory has neither {MODEL} nor {CHECKPOINT}")
     if not p.exists():
         raise CheckpointError(f"{p}: no such checkpoint file or run directory")
     return p

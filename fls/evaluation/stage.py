@@ -32,6 +32,7 @@ from fls.evaluation.evaluate import (
 from fls.evaluation.video import make_perception_video
 from fls.games import base_game
 from fls.runinfo import run_info, write_run_info
+from fls.stage_files import EVAL, EVAL_EPISODES, EVAL_METRICS, RUN_INFO
 
 
 def episodes_csv(rows: Sequence[dict[str, Any]]) -> str:
@@ -50,7 +51,7 @@ def write_outputs(result: dict[str, Any], out_dir: str | Path) -> dict[str, Path
     the episode rows, so ``dvc metrics diff`` never lists config, provenance or timing.
     """
     out = Path(out_dir)
-    paths = {"eval": out / "eval.json", "episodes": out / "episodes.csv", "metrics": out / "metrics.json"}
+    paths = {"eval": out / EVAL, "episodes": out / EVAL_EPISODES, "metrics": out / EVAL_METRICS}
     atomic_write_text(paths["episodes"], episodes_csv(result["episodes"]))
     atomic_write_json(paths["metrics"], summarize(result["episodes"]))
     atomic_write_json(paths["eval"], result)
@@ -113,6 +114,6 @@ def evaluate_to_dir(
     extra = {"checkpoint": meta["checkpoint"], "game": game, "arch": meta["arch"]}
     result["run_info"] = run_info(resolved(cfg), stage="evaluate", extra=extra)
     paths = write_outputs(result, out)
-    write_run_info(Path(out) / "run_info.json", resolved(cfg), stage="evaluate", extra=extra)
+    write_run_info(Path(out) / RUN_INFO, resolved(cfg), stage="evaluate", extra=extra)
     result["paths"] = {k: str(v) for k, v in paths.items()}
     return result

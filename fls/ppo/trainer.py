@@ -46,13 +46,7 @@ from fls.ppo.config import PPOConfig, TrainConfig
 from fls.ppo.live_log import TrainingLog
 from fls.ppo.losses import ADV_EPS, compute_gae, explained_variance, ppo_losses
 from fls.runinfo import write_run_info
-
-RUN_INFO = "run_info.json"
-CHECKPOINT = "checkpoint.pt"
-MODEL = "model.pt"
-METRICS = "metrics.csv"
-EPISODES = "episodes.csv"
-SUMMARY = "summary.json"
+from fls.stage_files import CHECKPOINT, MODEL, RUN_INFO, TRAIN_EPISODES, TRAIN_METRICS, TRAIN_SUMMARY
 
 METRIC_COLUMNS = (
     "global_step",
@@ -193,7 +187,7 @@ class _CsvAppender:
 
 def run_status(out_dir: Path) -> str:
     """"empty", "finished" (summary.json present), "resumable" (checkpoint.pt present) or "started"."""
-    if (out_dir / SUMMARY).exists():
+    if (out_dir / TRAIN_SUMMARY).exists():
         return "finished"
     if (out_dir / CHECKPOINT).exists():
         return "resumable"
@@ -248,13 +242,13 @@ def open_run(cfg: TrainConfig, out_dir: str | os.PathLike[str], *, restart_on_ch
             return open_run(cfg, out)
         except RunMismatchError as exc:
             print(f"{out}: settings changed ({exc.differences}); --restart-on-change: starting afresh", file=sys.stderr)
-            for name in (SUMMARY, MODEL, CHECKPOINT, METRICS, EPISODES, RUN_INFO):
+            for name in (TRAIN_SUMMARY, MODEL, CHECKPOINT, TRAIN_METRICS, TRAIN_EPISODES, RUN_INFO):
                 (out / name).unlink(missing_ok=True)
     state = run_status(out)
 
     # A finished run: check it is this run, then leave every file as it is.
     if state == "finished":
-        summary = _read_json(out / SUMMARY)
+        summary = _read_json(out / TRAIN_SUMMARY)
         if (out / RUN_INFO).exists():
             _check_same_run(cfg, _read_json(out / RUN_INFO).get("config", {}), str(out / RUN_INFO))
         if summary.get("global_step") == cfg.planned_steps:
@@ -263,7 +257,7 @@ def open_run(cfg: TrainConfig, out_dir: str | os.PathLike[str], *, restart_on_ch
                 float(summary.get("eprewmean") if summary.get("eprewmean") is not None else float("nan")),
                 int(summary.get("episodes", 0)), 0.0, 0.0,
             )
-        raise RunMismatchError(f"{out / SUMMARY}: run finished at {summary.get('global_step')} steps, not {cfg.planned_steps}")
+        raise RunMismatchError(f"{out / TRAIN_SUMMARY}: run finished at {summary.get('global_step')} steps, not {cfg.planned_steps}")
 
     checkpoint: dict[str, Any] | None = None
     if state == "resumable":
@@ -408,8 +402,8 @@ class _Trainer:
         )
         # Rows past the checkpoint were produced by the interrupted session: drop them (they will be redone).
         u, gs = self.update, self.global_step
-        _truncate_csv(self.out / METRICS, METRIC_COLUMNS, lambda r: int(r["update"]) <= u)
-        _truncate_csv(self.out / EPISODES, EPISODE_COLUMNS, lambda r: int(r["global_step"]) <= gs)
+        _truncate_csv(self.out / TRAIN_METRICS, METRIC_COLUMNS, lambda r: int(r["update"]) <= u)
+        _truncate_csv(self.out / TRAIN_EPISODES, EPISODE_COLUMNS, lambda r: int(r["global_step"]) <= gs)
         for stale in (MODEL,):
             if (self.out / stale).exists() and self.update < self.cfg.num_updates:
                 (self.out / stale).unlink()
@@ -435,9 +429,9 @@ class _Trainer:
         # policy-loss mask of ppo_update is all True.
         valid_buf = torch.ones((T, n), dtype=torch.bool, device=dev)
 
-        metrics = _CsvAppender(self.out / METRICS, METRIC_COLUMNS)
-        episodes_csv = _CsvAppender(self.out / EPISODES, EPISODE_COLUMNS)
-        live = TrainingLog.replaying(self.out, self.out / METRICS, tensorboard=cfg.tensorboard)  # dvclive mirror
+        metrics = _CsvAppender(self.out / TRAIN_METRICS, METRIC_COLUMNS)
+        episodes_csv = _CsvAppender(self.out / TRAIN_EPISODES, EPISODE_COLUMNS)
+        live = TrainingLog.replaying(self.out, self.out / TRAIN_METRICS, tensorboard=cfg.tensorboard)  # dvclive mirror
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.planned_steps, initial=self.global_step, unit="step", disable=not cfg.progress,
@@ -536,7 +530,7 @@ class _Trainer:
                              self.episodes, elapsed, sps)
         if status == "finished":
             save_checkpoint(self.out / MODEL, self._payload(with_optimizer=False))
-            atomic_write_json(self.out / SUMMARY, {
+            atomic_write_json(self.out / TRAIN_SUMMARY, {
                 "arch": cfg.arch,
                 "game": self.game.name,
                 "seed": cfg.seed,

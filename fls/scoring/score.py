@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from fls import metrics as M
 from fls.config import ConfigError
 from fls.frames import FRAME_SHAPE
+from fls.stage_files import RUN_INFO, SCORE_METRICS, SCORE_PER_INPUT, SCORE_PER_TRIAL, SCORE_SUMMARY
 
 METHODS = ("attention", "uniform", "center_bias", "perturbation", "gradient")
 MODEL_METHODS = ("attention", "perturbation", "gradient")
@@ -390,9 +391,9 @@ def score_to_dir(
     df = df[list(PER_INPUT_COLUMNS)]
     synthetic = bool((rows["subject"] == SYNTHETIC_SUBJECT).any())
 
-    with atomic_path(out / "per_input.parquet") as tmp:
+    with atomic_path(out / SCORE_PER_INPUT) as tmp:
         df.to_parquet(tmp, index=False)
-    atomic_write_json(out / "per_trial.json", {"schema_version": SCHEMA_VERSION, "trials": per_trial_summary(df)})
+    atomic_write_json(out / SCORE_PER_TRIAL, {"schema_version": SCHEMA_VERSION, "trials": per_trial_summary(df)})
     summary = {
         "schema_version": SCHEMA_VERSION,
         "game": game_name,
@@ -412,11 +413,11 @@ def score_to_dir(
         "device": str(dev),
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    atomic_write_json(out / "summary.json", summary)
+    atomic_write_json(out / SCORE_SUMMARY, summary)
     # The dvc.yaml `metrics:` file: results only (counts and per-metric statistics), nothing of the config.
-    atomic_write_json(out / "metrics.json", {**{k: summary[k] for k in RESULT_COUNTS}, **summary["metrics"]})
+    atomic_write_json(out / SCORE_METRICS, {**{k: summary[k] for k in RESULT_COUNTS}, **summary["metrics"]})
     write_run_info(
-        out / "run_info.json",
+        out / RUN_INFO,
         resolved(cfg),
         stage="score",
         extra={"game": game_name, "model": model_info, "alignment": alignment},
