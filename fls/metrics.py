@@ -1,4 +1,4 @@
-"""NSS, KL divergence and shuffled AUC of saliency maps against human fixation counts (SPEC "Saliency metrics").
+"""NSS, KL divergence and shuffled AUC of saliency maps against human fixation counts (docs/saliency_metrics.md, "Definitions").
 
 One module so that every caller (scoring, reports, benchmarks, tests) uses the same definitions. Every
 metric takes a single map ``(H, W)`` or a batch ``(B, H, W)`` of saliency maps and integer fixation-count

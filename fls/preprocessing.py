@@ -1,4 +1,4 @@
-"""The frame preprocessing shared by training, evaluation and Atari-HEAD replay (SPEC "Games").
+"""The frame preprocessing shared by training, evaluation and Atari-HEAD replay (docs/environments.md, "Preprocessing: what one observation is").
 
 Per agent step (a skip of 4 raw frames): pixel-wise max of the grayscale versions of the last two raw
 frames, resized to 84x84 with area interpolation; the network input stacks the last 4 such frames.

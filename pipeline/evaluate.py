@@ -1,4 +1,4 @@
-"""`fls evaluate`: score a trained policy over whole-game episodes (SPEC protocol), optionally film it."""
+"""`fls evaluate`: score a trained policy over whole-game episodes (the protocol of docs/evaluation.md), optionally film it."""
 
 from __future__ import annotations
 

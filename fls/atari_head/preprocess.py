@@ -1,6 +1,6 @@
 """Replay Atari-HEAD trials through the agents' preprocessing and pair each network input with its gaze.
 
-SPEC "Atari-HEAD", 1-based file numbers. The trial is replayed as the authors' streaming-image env does
+docs/atari_head.md, "Alignment"; 1-based file numbers. The trial is replayed as the authors' streaming-image env does
 it, with no no-op and no fire reset: the reset observation (step 0) is file 1 alone; step m >= 1 is the
 pixel-wise max of files 4m and 4m+1; each is processed to 84x84 gray and input k stacks steps k-3..k, the
 slots before the reset zeroed (``fls.preprocessing.stack_inputs``). A trial of N files gives

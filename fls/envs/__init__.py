@@ -1,4 +1,6 @@
-"""Atari environments with the SPEC preprocessing (training vector env, single env, BreakoutInfinite).
+"""Atari environments with the paper's preprocessing (training vector env, single env, BreakoutInfinite).
+
+Semantics and preprocessing: docs/environments.md.
 
 Names are loaded on first use: ``import fls`` imports ``fls.envs.registration`` and should stay light.
 """

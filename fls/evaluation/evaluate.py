@@ -1,4 +1,6 @@
-"""The paper's evaluation protocol (SPEC "Evaluation"): N whole-game episodes, E envs, N/E first episodes each.
+"""The paper's evaluation protocol: N whole-game episodes, E envs, N/E first episodes each.
+
+The protocol and the reasons for each choice: docs/evaluation.md, "Protocol and the choices behind it".
 
 Why the accounting is careful: with E envs running in parallel, "stop after the first N episodes to finish"
 over-samples short episodes (they finish first), which biases the mean score down for good agents. Instead

@@ -92,7 +92,8 @@ class TrainResult:
 def env_seed(seed: int, update: int) -> int:
     """Env base seed for a session starting after ``update`` updates (env i gets this + i).
 
-    A fresh run uses ``seed`` itself (SPEC: seeds 1, 9, 17, 25, 33 give disjoint env seeds with 8 envs).
+    A fresh run uses ``seed`` itself (the paper's seeds 1, 9, 17, 25, 33 give disjoint env seeds with 8 envs;
+    docs/training.md, ``seed``).
     A resumed run cannot restore the emulators' state, so it restarts every game from a seed derived
     deterministically from (seed, update): resuming twice from the same checkpoint gives the same run.
     """
