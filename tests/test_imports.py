@@ -1,4 +1,5 @@
-"""Every fls module imports, is named in docs/architecture.md, and no fls modules import each other in a circle.
+"""Every fls module imports, is named in docs/architecture.md, and no fls modules import each other in a circle;
+the `fls` CLI registers every stage module and refuses to start without one.
 
 A circle hidden behind a function-local import still couples the two modules (neither can be read, moved
 or tested without the other) and breaks as soon as someone hoists the import, so the walk below counts
@@ -10,7 +11,10 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,3 +118,21 @@ def test_architecture_map_names_every_module():
     assert not sorted(files - named), f"docs/architecture.md does not say where these live: {sorted(files - named)}"
     stale = sorted(n for n in named if n.endswith(".py") and not (REPO / n).exists())
     assert not stale, f"docs/architecture.md names modules that do not exist: {stale}"
+
+
+def test_fls_registers_every_stage_module():
+    from pipeline.app import app
+
+    helpers = {"__init__", "app", "errors", "options"}
+    stages = {p.stem for p in (REPO / "pipeline").glob("*.py")} - helpers
+    assert stages and all(f"pipeline.{m}" in sys.modules for m in stages)
+    names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    assert names == {m.replace("_", "-") for m in stages}
+
+
+def test_fls_stops_at_start_up_when_a_stage_module_fails_to_import():
+    """A stage that cannot import must not vanish from the CLI while the other commands keep working."""
+    code = "import sys; sys.modules['pipeline.score'] = None; import pipeline.app"  # None: import fails
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "pipeline.score" in res.stderr, res.stderr[-2000:]
