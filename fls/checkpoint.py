@@ -19,6 +19,7 @@ Keys (format version 1):
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from pathlib import Path
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from fls.atomic import atomic_path
+from fls.models import UnknownArchError, build_model
 from fls.stage_files import CHECKPOINT, MODEL
 
 FORMAT = "fls-checkpoint"
@@ -114,8 +116,6 @@ def resolve_policy_file(path_or_run_dir: str | os.PathLike[str]) -> Path:
 
 def load_policy(path_or_run_dir: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the trained policy (eval mode) for evaluation or scoring; ``meta`` is the checkpoint minus weights."""
-    from fls.models import UnknownArchError, build_model
-
     path = resolve_policy_file(path_or_run_dir)
     data = load_checkpoint(path, map_location="cpu")
     try:
@@ -135,8 +135,6 @@ def load_policy(path_or_run_dir: str | os.PathLike[str], device: str | torch.dev
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file, read in 1 MiB blocks (recorded beside results so weights can be identified)."""
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -160,8 +158,6 @@ def load_policy_source(
     for a fresh model) plus ``meta["checkpoint"] = {path, sha256, init_seed, global_step}``, the
     provenance that results record about where the weights came from.
     """
-    from fls.models import build_model
-
     given = [name for name, v in (("--run", run), ("--checkpoint", checkpoint), ("--arch", arch)) if v is not None]
     if len(given) != 1:
         raise PolicySourceError(

@@ -35,13 +35,16 @@ from typing import Any
 import numpy as np
 import torch
 from torch.distributions import Categorical
+from tqdm.auto import tqdm
 
 from fls.atomic import atomic_path, atomic_write_json
 from fls.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from fls.config import ConfigError
 from fls.device import resolve_device
+from fls.envs.vector import make_vector_env
 from fls.frames import OBS_SHAPE
 from fls.games import get_game
+from fls.models import build_model
 from fls.ppo.config import PPOConfig, TrainConfig
 from fls.ppo.live_log import TrainingLog
 from fls.ppo.losses import ADV_EPS, compute_gae, explained_variance, ppo_losses
@@ -292,8 +295,6 @@ class _Trainer:
             torch.use_deterministic_algorithms(True, warn_only=True)
         seed_everything(cfg.seed)
 
-        from fls.models import build_model
-
         self.model = build_model(cfg.arch, self.game.num_actions).to(self.device)
         self.channels_last = self.device.type == "cpu" if cfg.channels_last == "auto" else cfg.channels_last == "on"
         self.autocast = autocast_for(cfg.precision, self.device)
@@ -411,8 +412,6 @@ class _Trainer:
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self, stop_after: int | None, on_update: Callable[[dict[str, Any]], None] | None) -> TrainResult:
-        from fls.envs.vector import make_vector_env
-
         cfg, ppo, dev = self.cfg, self.ppo, self.device
         self._prepare_outputs()
         n, T = ppo.num_envs, ppo.num_steps
@@ -433,8 +432,6 @@ class _Trainer:
         metrics = _CsvAppender(self.out / TRAIN_METRICS, METRIC_COLUMNS)
         episodes_csv = _CsvAppender(self.out / TRAIN_EPISODES, EPISODE_COLUMNS)
         live = TrainingLog.replaying(self.out, self.out / TRAIN_METRICS, tensorboard=cfg.tensorboard)  # dvclive mirror
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=cfg.planned_steps, initial=self.global_step, unit="step", disable=not cfg.progress,
                    desc=f"train {cfg.arch} {self.game.name} s{cfg.seed}", dynamic_ncols=True)
         start_time = time.perf_counter()
