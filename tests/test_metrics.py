@@ -12,8 +12,6 @@ from fls import metrics as M
 from helpers import fixation_map
 
 
-
-
 # ------------------------------------------------------------------------------------------------ NSS
 
 

@@ -11,8 +11,6 @@ from fls import metrics as M
 from helpers import fixation_map
 
 
-
-
 # --------------------------------------------------------------------------------------------- KL zero test
 
 

@@ -27,7 +27,6 @@ from fls.models.blocks import (
 )
 
 
-
 @dataclass(frozen=True)
 class RenderSpec:
     """Ones-kernel transposed conv that paints an attention grid onto the 84x84 input (see saliency.py)."""

@@ -17,7 +17,6 @@ from fls.models.blocks import ones_transpose
 from fls.models.registry import ArchSpec, get_arch
 
 
-
 def _as_batch(attention: torch.Tensor | np.ndarray, spec: ArchSpec) -> tuple[torch.Tensor, bool, bool]:
     is_numpy = isinstance(attention, np.ndarray)
     t = torch.from_numpy(np.asarray(attention, dtype=np.float32)) if is_numpy else attention.float()

@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from fls.frames import FRAME_SHAPE, OBS_SIZE
 
 
-
 def _gaussian_kernel1d(sigma: float, device: torch.device) -> torch.Tensor:
     radius = max(1, int(math.floor(4.0 * sigma + 0.5)))
     x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
