@@ -90,11 +90,13 @@ class Backend(Protocol):
 
 
 def check_seed(seed: int, num_envs: int) -> None:
+    """Env i gets ``seed + i``: every one of them must be a seed ALE accepts (0 .. 2**31 - 1)."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0 or seed + num_envs - 1 > MAX_SEED:
         raise EnvConfigError(f"seed: expected an integer in [0, {MAX_SEED - num_envs + 1}], got {seed!r}")
 
 
 def check_common(num_envs: int, noop_max: int, max_episode_steps: int) -> None:
+    """The settings every env constructor takes, checked before any emulator starts (one-line errors)."""
     if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
         raise EnvConfigError(f"num_envs: expected a positive integer, got {num_envs!r}")
     if not isinstance(noop_max, (int, np.integer)) or isinstance(noop_max, bool) or noop_max < 0:
