@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from fls.envs import make_eval_env, make_vector_env
-from fls.preprocessing import FRAME_SKIP
+from fls.frames import FRAME_SKIP
 
 
 def _measure(step, num_envs: int, num_actions: int, seconds: float, rng: np.random.Generator) -> tuple[int, float]:

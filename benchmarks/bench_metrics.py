@@ -24,8 +24,9 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
 from fls import metrics as M
+from fls.frames import FRAME_SHAPE
 
-H, W = M.FRAME_SHAPE
+H, W = FRAME_SHAPE
 
 
 def make_data(n_maps: int, n_fix: int, n_other: int, seed: int):

@@ -19,6 +19,7 @@ Keys (format version 1):
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from pathlib import Path
@@ -28,6 +29,8 @@ import numpy as np
 import torch
 
 from fls.atomic import atomic_path
+from fls.models import UnknownArchError, build_model
+from fls.stage_files import CHECKPOINT, MODEL
 
 FORMAT = "fls-checkpoint"
 VERSION = 1
@@ -102,10 +105,10 @@ def resolve_policy_file(path_or_run_dir: str | os.PathLike[str]) -> Path:
     """A checkpoint file as given, or for a run directory its ``model.pt`` (else ``checkpoint.pt``)."""
     p = Path(path_or_run_dir)
     if p.is_dir():
-        for name in ("model.pt", "checkpoint.pt"):
+        for name in (MODEL, CHECKPOINT):
             if (p / name).is_file():
                 return p / name
-        raise CheckpointError(f"{p}: run directory has neither model.pt nor checkpoint.pt")
+        raise CheckpointError(f"{p}: run directory has neither {MODEL} nor {CHECKPOINT}")
     if not p.exists():
         raise CheckpointError(f"{p}: no such checkpoint file or run directory")
     return p
@@ -113,8 +116,6 @@ def resolve_policy_file(path_or_run_dir: str | os.PathLike[str]) -> Path:
 
 def load_policy(path_or_run_dir: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the trained policy (eval mode) for evaluation or scoring; ``meta`` is the checkpoint minus weights."""
-    from fls.models import UnknownArchError, build_model
-
     path = resolve_policy_file(path_or_run_dir)
     data = load_checkpoint(path, map_location="cpu")
     try:
@@ -134,8 +135,6 @@ def load_policy(path_or_run_dir: str | os.PathLike[str], device: str | torch.dev
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file, read in 1 MiB blocks (recorded beside results so weights can be identified)."""
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -159,8 +158,6 @@ def load_policy_source(
     for a fresh model) plus ``meta["checkpoint"] = {path, sha256, init_seed, global_step}``, the
     provenance that results record about where the weights came from.
     """
-    from fls.models import build_model
-
     given = [name for name, v in (("--run", run), ("--checkpoint", checkpoint), ("--arch", arch)) if v is not None]
     if len(given) != 1:
         raise PolicySourceError(

@@ -1,4 +1,4 @@
-"""NSS, KL divergence and shuffled AUC of saliency maps against human fixation counts (SPEC "Saliency metrics").
+"""NSS, KL divergence and shuffled AUC of saliency maps against human fixation counts (docs/saliency_metrics.md, "Definitions").
 
 One module so that every caller (scoring, reports, benchmarks, tests) uses the same definitions. Every
 metric takes a single map ``(H, W)`` or a batch ``(B, H, W)`` of saliency maps and integer fixation-count
@@ -29,7 +29,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-FRAME_SHAPE = (210, 160)
 FLAT_ATOL = 1e-8
 FLAT_RTOL = 1e-5
 KL_ZERO_RTOL = 1e-8  # fls protocol: saliency <= KL_ZERO_RTOL * max(saliency) counts as 0

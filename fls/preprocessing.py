@@ -1,4 +1,4 @@
-"""The frame preprocessing shared by training, evaluation and Atari-HEAD replay (SPEC "Games").
+"""The frame preprocessing shared by training, evaluation and Atari-HEAD replay (docs/environments.md, "Preprocessing: what one observation is").
 
 Per agent step (a skip of 4 raw frames): pixel-wise max of the grayscale versions of the last two raw
 frames, resized to 84x84 with area interpolation; the network input stacks the last 4 such frames.
@@ -11,10 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-FRAME_SHAPE = (210, 160)  # raw Atari frame, rows x cols
-OBS_SIZE = 84
-FRAME_SKIP = 4
-STACK = 4
+from fls.frames import OBS_SIZE, STACK
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:

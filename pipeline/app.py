@@ -1,10 +1,14 @@
-"""The ``fls`` CLI: every pipeline stage is a subcommand, usable inside or outside DVC."""
+"""The ``fls`` CLI: every pipeline stage is a subcommand, usable inside or outside DVC.
+
+Every stage module is imported here at start-up, so a stage that fails to import (a missing module, a
+broken dependency) stops ``fls`` with its import error instead of leaving its command silently out.
+"""
 
 from __future__ import annotations
 
-import importlib
-
 import typer
+
+from pipeline import atari_head, env, evaluate, grid, import_authors, models, report, score, train
 
 app = typer.Typer(
     name="fls",
@@ -14,38 +18,21 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# (module, attribute, command name, kind): "command" registers a function, "group" a Typer sub-app.
-# Modules are imported here so a missing stage module shows up as an import error at start-up.
-_STAGES: list[tuple[str, str, str, str]] = [
-    ("pipeline.models", "main", "models", "command"),
-    ("pipeline.train", "main", "train", "command"),
-    ("pipeline.evaluate", "main", "evaluate", "command"),
-    ("pipeline.atari_head", "app", "atari-head", "group"),
-    ("pipeline.score", "main", "score", "command"),
-    ("pipeline.report", "main", "report", "command"),
-    ("pipeline.grid", "app", "grid", "group"),
-    ("pipeline.env", "app", "env", "group"),
-    ("pipeline.import_authors", "main", "import-authors", "command"),
-]
-
-
 
 @app.callback()
 def _root() -> None:
     """Free-Lunch Saliency reproduction: every pipeline stage is a subcommand."""
 
 
-for _module, _attr, _name, _kind in _STAGES:
-    try:
-        _mod = importlib.import_module(_module)
-    except ModuleNotFoundError as _exc:  # stage not written yet in this checkout
-        if _exc.name != _module:
-            raise
-        continue
-    if _kind == "command":
-        app.command(_name)(getattr(_mod, _attr))
-    else:
-        app.add_typer(getattr(_mod, _attr), name=_name)
+app.command("models")(models.main)
+app.command("train")(train.main)
+app.command("evaluate")(evaluate.main)
+app.add_typer(atari_head.app, name="atari-head")
+app.command("score")(score.main)
+app.command("report")(report.main)
+app.add_typer(grid.app, name="grid")
+app.add_typer(env.app, name="env")
+app.command("import-authors")(import_authors.main)
 
 
 def main() -> None:

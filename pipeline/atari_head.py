@@ -11,6 +11,7 @@ import typer
 from fls.atari_head import AtariHeadConfig
 from fls.config import load_config, resolved
 from fls.runinfo import write_run_info
+from fls.stage_files import RUN_INFO
 from pipeline.errors import cli_errors
 from pipeline.options import OutDir, ParamsFile, Seed
 
@@ -84,7 +85,7 @@ def download_cmd(
             progress=progress,
             release=cfg.release,
         )
-    write_run_info(out / "run_info.json", resolved(cfg), stage="atari_head.download", extra={"result": result.as_dict()})
+    write_run_info(out / RUN_INFO, resolved(cfg), stage="atari_head.download", extra={"result": result.as_dict()})
     typer.echo(
         f"{len(result.downloaded)} placed/downloaded, {len(result.skipped)} already complete "
         f"(verified by {result.verified_by}) in {out}"
@@ -118,7 +119,7 @@ def preprocess_cmd(
         progress=progress,
         release=cfg.release,
     )
-    write_run_info(out / "run_info.json", resolved(cfg), stage="atari_head.preprocess", extra={"summary": summary.as_dict()})
+    write_run_info(out / RUN_INFO, resolved(cfg), stage="atari_head.preprocess", extra={"summary": summary.as_dict()})
     typer.echo(json.dumps(summary.as_dict()))
 
 
@@ -142,7 +143,7 @@ def sample_cmd(
         out, cfg.sample_seed, cfg.games, frames_per_trial=frames, trials_per_game=trials, release=layout
     )
     write_run_info(
-        out / "run_info.json",
+        out / RUN_INFO,
         resolved(cfg),
         stage="atari_head.sample",
         extra={"frames_per_trial": frames, "trials_per_game": trials, "files": sorted(paths)},

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from fls.envs.trace import TraceConfig, trace_env, write_trace
-from fls.envs.vector import DEFAULT_MAX_EPISODE_STEPS
+from fls.envs.types import DEFAULT_MAX_EPISODE_STEPS
 from pipeline.errors import cli_errors
 
 app = typer.Typer(help="Inspect the training / evaluation environment.", no_args_is_help=True)

@@ -1,4 +1,4 @@
-"""`fls evaluate`: score a trained policy over whole-game episodes (SPEC protocol), optionally film it."""
+"""`fls evaluate`: score a trained policy over whole-game episodes (the protocol of docs/evaluation.md), optionally film it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from fls.config import load_config
-from fls.evaluation.evaluate import EvalConfig, evaluate_to_dir
+from fls.evaluation.evaluate import EvalConfig
+from fls.evaluation.stage import evaluate_to_dir
 from pipeline.errors import cli_errors
 from pipeline.options import Arch, Device, Game, InitSeed, OutDir, ParamsFile, Quiet, RunDir, Seed
 

@@ -1,6 +1,6 @@
 """Which files and which gaze rows feed every preprocessed input, for both alignments and both releases.
 
-SPEC "Atari-HEAD" (1-based files): step 0 is file 1 alone, step m >= 1 pools files {4m, 4m+1}; input k
+docs/atari_head.md, "Alignment" (1-based files): step 0 is file 1 alone, step m >= 1 pools files {4m, 4m+1}; input k
 stacks steps k-3..k. Gaze: ``authors`` = rows {4m-1, 4m : m = k-3..k}; ``aligned`` = the pooled files.
 
 Raw frame n (1-based) lights only its own 5-row stripe (rows 5(n-1)..5n-1), which INTER_AREA maps onto
@@ -43,7 +43,7 @@ def spec_frames(k: int) -> set[int]:
 
 
 def spec_gaze_rows(k: int, alignment: str) -> list[int]:
-    """The label rows (frame numbers) SPEC says feed input k's fixations, written out by hand."""
+    """The label rows (frame numbers) docs/atari_head.md says feed input k's fixations, written out by hand."""
     if alignment == "authors":
         return [f for m in range(k - 3, k + 1) for f in (4 * m - 1, 4 * m) if f >= 1]
     return sorted(spec_frames(k))

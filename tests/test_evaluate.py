@@ -10,7 +10,6 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from fls.checkpoint import save_checkpoint
 from fls.config import load_config
 from fls.evaluation.evaluate import (
     ActionSampler,
@@ -24,7 +23,7 @@ from fls.evaluation.evaluate import (
     summarize,
     train_env_seeds,
 )
-from fls.models import build_model
+from helpers import fresh_model, save_fresh_checkpoint
 from pipeline.app import app
 
 runner = CliRunner()
@@ -67,11 +66,6 @@ class FakeVecEnv:
         self.closed = True
 
 
-def fresh(arch: str = "nature_cnn", num_actions: int = 4, seed: int = 0):
-    torch.manual_seed(seed)
-    return build_model(arch, num_actions).eval()
-
-
 def test_ledger_keeps_first_episodes_of_each_env_only():
     ledger = EpisodeLedger(num_envs=2, per_env=2)
     assert ledger.add(Episode(1, 5.0, 40, 10, False))
@@ -90,7 +84,7 @@ def test_ledger_keeps_first_episodes_of_each_env_only():
 def test_every_env_contributes_exactly_its_first_episodes():
     cfg = EvalConfig(episodes=24, num_envs=4, seed=1000, device="cpu")
     env = FakeVecEnv(4)
-    result = evaluate(fresh(), "Breakout", cfg, env=env, progress=False)
+    result = evaluate(fresh_model(), "Breakout", cfg, env=env, progress=False)
     rows = result["episodes"]
     assert len(rows) == 24 and result["summary"]["n"] == 24
     for i in range(4):
@@ -112,7 +106,7 @@ def test_every_env_contributes_exactly_its_first_episodes():
 def test_pipelined_env_groups_keep_the_same_accounting():
     cfg = EvalConfig(episodes=24, num_envs=4, seed=1000, device="cpu", env_groups=2)
     groups = [FakeVecEnv(2), FakeVecEnv(2)]
-    result = evaluate(fresh(), "Breakout", cfg, env=groups, progress=False)
+    result = evaluate(fresh_model(), "Breakout", cfg, env=groups, progress=False)
     rows = result["episodes"]
     assert len(rows) == 24
     for i in range(4):
@@ -154,7 +148,7 @@ def test_seed_overlap_and_action_set_are_checked():
         check_action_set(18, "Breakout")
     cfg = EvalConfig(episodes=2, num_envs=2, seed=5, device="cpu")
     with pytest.raises(EvaluationError, match="overlap"):
-        evaluate(fresh(), "Breakout", cfg, train_env_seeds=range(0, 8), env=FakeVecEnv(2), progress=False)
+        evaluate(fresh_model(), "Breakout", cfg, train_env_seeds=range(0, 8), env=FakeVecEnv(2), progress=False)
 
 
 def test_summary_of_rows():
@@ -166,8 +160,8 @@ def test_summary_of_rows():
 def test_real_env_run_is_reproducible_and_flags_the_cap():
     # 100 agent steps per game at most: a random Breakout agent with 5 lives does not finish that fast.
     cfg = EvalConfig(episodes=4, num_envs=2, seed=1000, max_episode_steps=100, device="cpu")
-    a = evaluate(fresh(), "Breakout", cfg, progress=False)
-    b = evaluate(fresh(), "Breakout", cfg, progress=False)
+    a = evaluate(fresh_model(), "Breakout", cfg, progress=False)
+    b = evaluate(fresh_model(), "Breakout", cfg, progress=False)
     assert a["episodes"] == b["episodes"]
     assert a["eval_env_seeds"] == [1000, 1001]
     assert len(a["episodes"]) == 4
@@ -180,8 +174,8 @@ def test_real_env_run_is_reproducible_and_flags_the_cap():
 
 def test_real_env_groups_are_reproducible_and_seeded_as_recorded():
     cfg = EvalConfig(episodes=4, num_envs=4, seed=1000, max_episode_steps=50, device="cpu", env_groups=2)
-    a = evaluate(fresh(), "Breakout", cfg, progress=False)
-    b = evaluate(fresh(), "Breakout", cfg, progress=False)
+    a = evaluate(fresh_model(), "Breakout", cfg, progress=False)
+    b = evaluate(fresh_model(), "Breakout", cfg, progress=False)
     assert a["episodes"] == b["episodes"] and a["eval_env_seeds"] == [1000, 1001, 1002, 1003]
     assert [r["env"] for r in a["episodes"]] == [0, 1, 2, 3]
 
@@ -208,39 +202,21 @@ def test_real_env_uses_the_game_cap_and_reports_it():
     # Breakout's own cap (25 steps) applies, not max_episode_steps; a random agent never loses 5 lives in 25 steps.
     cfg = EvalConfig(episodes=2, num_envs=2, seed=1000, max_episode_steps=100, max_episode_steps_by_game={"Breakout": 25},
                      device="cpu", env_groups=1)
-    result = evaluate(fresh(), "Breakout", cfg, progress=False)
+    result = evaluate(fresh_model(), "Breakout", cfg, progress=False)
     assert result["summary"]["max_episode_steps"] == 25 and result["config"]["max_episode_steps_by_game"] == {"Breakout": 25}
     assert [r["length_steps"] for r in result["episodes"]] == [25, 25]  # hidden start skips included
     assert result["summary"]["n_truncated"] == 2
-    other = evaluate(fresh(), "BreakoutInfinite", cfg, progress=False)
+    other = evaluate(fresh_model(), "BreakoutInfinite", cfg, progress=False)
     assert other["summary"]["max_episode_steps"] == 100  # no entry for the variant: the general cap
 
 
 def test_breakout_infinite_runs_with_a_breakout_model():
     cfg = EvalConfig(episodes=2, num_envs=2, seed=1000, max_episode_steps=50, device="cpu")
-    result = evaluate(fresh(), "BreakoutInfinite", cfg, progress=False)
+    result = evaluate(fresh_model(), "BreakoutInfinite", cfg, progress=False)
     assert result["game"] == "BreakoutInfinite" and result["base_game"] == "Breakout"
     assert result["summary"]["n"] == 2 and all(r["length_steps"] <= 50 for r in result["episodes"])
     with pytest.raises(EvaluationError, match="BreakoutInfinite has 4"):
-        evaluate(fresh(num_actions=18), "BreakoutInfinite", cfg, progress=False)
-
-
-def _checkpoint(path, arch="nature_cnn", game="Breakout", num_actions=4, seed=1, num_envs=8):
-    model = fresh(arch, num_actions)
-    save_checkpoint(
-        path,
-        {
-            "arch": arch,
-            "game": game,
-            "num_actions": num_actions,
-            "model": model.state_dict(),
-            "optimizer": None,
-            "update": 0,
-            "global_step": 123,
-            "config": {"seed": seed, "num_envs": num_envs, "arch": arch, "game": game},
-        },
-    )
-    return path
+        evaluate(fresh_model(num_actions=18), "BreakoutInfinite", cfg, progress=False)
 
 
 def test_cli_fresh_model_writes_documented_outputs(tmp_path):
@@ -268,7 +244,7 @@ def test_cli_fresh_model_writes_documented_outputs(tmp_path):
 
 
 def test_cli_checkpoint_records_hash_and_training_seeds(tmp_path):
-    ckpt = _checkpoint(tmp_path / "model.pt")
+    ckpt = save_fresh_checkpoint(tmp_path / "model.pt", global_step=123)
     out = tmp_path / "eval"
     res = runner.invoke(
         app,
@@ -299,16 +275,16 @@ def test_cli_checkpoint_records_hash_and_training_seeds(tmp_path):
 def test_cli_bad_input_gives_one_line_error(tmp_path, setup, extra, message):
     path = tmp_path / "model.pt"
     if setup == "truncated":  # a copy cut short, as after a full disk
-        _checkpoint(path)
+        save_fresh_checkpoint(path)
         path.write_bytes(path.read_bytes()[:5000])
     elif setup == "garbage":
         path.write_bytes(b"this is not a torch file")
     elif setup == "enduro":  # same action count (9) as MsPacman, but another game
-        _checkpoint(path, game="Enduro", num_actions=9)
+        save_fresh_checkpoint(path, game="Enduro", num_actions=9)
     elif setup == "seaquest":
-        _checkpoint(path, game="Seaquest", num_actions=18)
+        save_fresh_checkpoint(path, game="Seaquest", num_actions=18)
     elif setup in ("overlap", "good"):
-        _checkpoint(path, seed=1000, num_envs=8)
+        save_fresh_checkpoint(path, train_seed=1000, num_envs=8)
     res = runner.invoke(
         app, ["evaluate", "--checkpoint", str(path), "--max-episode-steps", "25", "--device", "cpu", "--quiet",
               "--out", str(tmp_path / "o"), *extra]

@@ -9,13 +9,7 @@ import numpy as np
 import pytest
 
 from fls import metrics as M
-
-
-def _fix(shape, points):
-    f = np.zeros(shape, dtype=np.int32)
-    for (r, c), n in points.items():
-        f[r, c] = n
-    return f
+from helpers import fixation_map
 
 
 # ------------------------------------------------------------------------------------------------ NSS
@@ -33,12 +27,12 @@ def test_nss_map_peaked_exactly_at_single_fixation():
     # one hot pixel of N: standardised value (N-1)/sqrt(N-1) = sqrt(N-1).
     s = np.zeros((210, 160))
     s[100, 80] = 1.0
-    f = _fix((210, 160), {(100, 80): 3})
+    f = fixation_map((210, 160), {(100, 80): 3})
     assert M.nss(s, f) == pytest.approx(math.sqrt(210 * 160 - 1), rel=1e-12)
 
 
 def test_nss_undefined_cases_are_nan_not_zero():
-    f = _fix((8, 8), {(1, 1): 1})
+    f = fixation_map((8, 8), {(1, 1): 1})
     assert math.isnan(M.nss(np.full((8, 8), 3.0), f))  # constant map
     assert math.isnan(M.nss(np.random.default_rng(0).random((8, 8)), np.zeros((8, 8), int)))  # no fixation
     s = np.random.default_rng(0).random((8, 8))
@@ -66,14 +60,14 @@ def test_nss_batch_matches_single_and_keeps_nan_positions():
 
 
 def test_kl_is_zero_for_the_blurred_fixation_map_itself():
-    f = _fix((210, 160), {(50, 40): 2, (51, 40): 1, (150, 120): 4, (0, 0): 1})
+    f = fixation_map((210, 160), {(50, 40): 2, (51, 40): 1, (150, 120): 4, (0, 0): 1})
     s = M.blur_fixations(f, 5.0)
     assert M.kl_divergence(s, f, sigma=5.0) == pytest.approx(0.0, abs=1e-12)
     assert M.kl_divergence(3.5 * s, f, sigma=5.0) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_kl_of_uniform_map_is_log_n_minus_entropy():
-    f = _fix((210, 160), {(100, 80): 1})
+    f = fixation_map((210, 160), {(100, 80): 1})
     fb = M.blur_fixations(f, 5.0)
     p = fb[fb > 0] / fb.sum()
     expected = math.log(210 * 160) + float((p * np.log(p)).sum())
@@ -97,7 +91,7 @@ def test_blur_matches_opencv_gaussian_blur_exactly():
 
 
 def test_kl_undefined_where_saliency_is_zero_under_blurred_fixations():
-    f = _fix((60, 60), {(30, 30): 1})
+    f = fixation_map((60, 60), {(30, 30): 1})
     s = np.ones((60, 60))
     s[30, 45] = 0.0  # 15 px from the fixation: inside the 20 px blur support
     assert math.isnan(M.kl_divergence(s, f, sigma=5.0))
@@ -117,7 +111,7 @@ def test_kl_undefined_where_saliency_is_zero_under_blurred_fixations():
 def test_sauc_is_one_when_fixations_hold_the_top_values():
     s = np.zeros((20, 20))
     s[5, 5], s[6, 6] = 1.0, 0.9
-    f = _fix((20, 20), {(5, 5): 3, (6, 6): 1})
+    f = fixation_map((20, 20), {(5, 5): 3, (6, 6): 1})
     neg = np.zeros((20, 20), int)
     neg[10:15, 10:15] = 2  # fixations of other inputs elsewhere, where the map is 0
     assert M.shuffled_auc(s, f, neg, n_draws=10, rng=0) == pytest.approx(1.0)
@@ -129,7 +123,7 @@ def test_sauc_is_one_half_when_negatives_are_the_fixated_pixels():
     # and ties count 1/2.
     s = np.zeros((10, 10))
     s[2, 2] = s[3, 3] = 5.0
-    f = _fix((10, 10), {(2, 2): 2, (3, 3): 2})
+    f = fixation_map((10, 10), {(2, 2): 2, (3, 3): 2})
     assert M.shuffled_auc(s, f, f, n_draws=7, rng=3) == pytest.approx(0.5)
 
 
@@ -145,8 +139,8 @@ def test_sauc_hand_computed_with_a_single_negative_pixel():
 
 
 def test_sauc_undefined_cases():
-    f = _fix((8, 8), {(1, 1): 1})
-    neg = _fix((8, 8), {(4, 4): 1})
+    f = fixation_map((8, 8), {(1, 1): 1})
+    neg = fixation_map((8, 8), {(4, 4): 1})
     assert math.isnan(M.shuffled_auc(np.full((8, 8), 2.0), f, neg, rng=0))  # constant map
     s = np.random.default_rng(0).random((8, 8))
     assert math.isnan(M.shuffled_auc(s, np.zeros((8, 8), int), neg, rng=0))  # no fixation

@@ -8,20 +8,14 @@ import numpy as np
 import pytest
 
 from fls import metrics as M
-
-
-def _fix(shape, points):
-    f = np.zeros(shape, dtype=np.int32)
-    for (r, c), n in points.items():
-        f[r, c] = n
-    return f
+from helpers import fixation_map
 
 
 # --------------------------------------------------------------------------------------------- KL zero test
 
 
 def test_kl_absolute_zero_test_depends_on_scale_relative_does_not():
-    f = _fix((60, 60), {(30, 30): 1})
+    f = fixation_map((60, 60), {(30, 30): 1})
     s = np.full((60, 60), 1e-3)
     s[30, 40] = 5e-9  # inside the blur support: "0" in absolute terms, 5e-6 of the max in relative terms
     assert math.isfinite(M.kl_divergence(s, f, zero_test="relative"))
@@ -63,8 +57,8 @@ def test_exact_sauc_hand_computed():
 
 
 def test_exact_sauc_undefined_cases_match_the_estimate():
-    f = _fix((8, 8), {(1, 1): 1})
-    neg = _fix((8, 8), {(4, 4): 1})
+    f = fixation_map((8, 8), {(1, 1): 1})
+    neg = fixation_map((8, 8), {(4, 4): 1})
     assert math.isnan(M.shuffled_auc_exact(np.full((8, 8), 2.0), f, neg))
     s = np.random.default_rng(0).random((8, 8))
     assert math.isnan(M.shuffled_auc_exact(s, np.zeros((8, 8), int), neg))

@@ -25,7 +25,7 @@ TABLE2 = {
     "sparse_fls_first": 1_762_982,
     "sparse_fls_each": 2_063_016,
 }
-SPEC_IDS = [
+TABLE2_IDS = [
     "nature_cnn", "daqn", "rsppo", "rsppo_nopad", "sparse_fls", "sparse_fls_pool", "sparse_fls_norm",
     "sparse_fls_1x1", "sparse_fls_sp2", "sparse_fls_norelu", "sparse_fls_norelu_pool", "sparse_fls_first",
     "sparse_fls_each", "dense_fls_pool", "dense_fls_norelu_pool",
@@ -38,7 +38,7 @@ def obs_batch(b: int = 2, seed: int = 0) -> torch.Tensor:
 
 
 def test_registry_holds_exactly_the_spec_ids():
-    assert list(ARCHS) == SPEC_IDS
+    assert list(ARCHS) == TABLE2_IDS
 
 
 @pytest.mark.parametrize("arch", list(TABLE2))
@@ -52,7 +52,7 @@ def test_parameter_count_scales_with_actions():
     assert count_parameters(build_model("sparse_fls", 18)) - TABLE2["sparse_fls"] == 14 * 513
 
 
-@pytest.mark.parametrize("arch", SPEC_IDS)
+@pytest.mark.parametrize("arch", TABLE2_IDS)
 def test_forward_backward(arch):
     torch.manual_seed(1)
     model = build_model(arch, 6)
@@ -73,7 +73,7 @@ def test_attention_properties():
     torch.manual_seed(2)
     obs = obs_batch(3)
     with torch.no_grad():
-        att = {a: build_model(a, 4)(obs).attention for a in SPEC_IDS}
+        att = {a: build_model(a, 4)(obs).attention for a in TABLE2_IDS}
     assert torch.equal(att["nature_cnn"], torch.zeros(3, 7, 7))
     torch.testing.assert_close(att["daqn"].sum((1, 2)), torch.ones(3))  # one spatial softmax
     torch.testing.assert_close(att["rsppo"].sum((1, 2)), torch.full((3,), 2.0))  # two heads summed
@@ -106,7 +106,7 @@ def test_unknown_arch_names_valid_ids():
         build_model("sparse_flss", 4)
     msg = str(info.value)
     assert isinstance(info.value, ValueError) and "\n" not in msg and "sparse_flss" in msg
-    assert all(a in msg for a in SPEC_IDS)
+    assert all(a in msg for a in TABLE2_IDS)
 
 
 def test_init_is_deterministic_given_seed():
@@ -247,7 +247,7 @@ def test_layer_geometry_agrees_with_render_specs():
     assert relative_geometry(SPARSE_LAYERS, 0, 1) == (4, 2, 0)
     assert relative_geometry(SPARSE_LAYERS, 0, 2) == (8, 2, 0)
     for spec in ARCHS.values():
-        if spec.input_pad:  # rsppo: SPEC renders it like every sparse model, ignoring the 1-pixel shift
+        if spec.input_pad:  # rsppo: rendered like every sparse model, ignoring the 1-pixel shift (docs/models.md)
             continue
         deepest = spec.gate_layers[0] if spec.gate_layers else 2
         r = spec.render
@@ -257,7 +257,7 @@ def test_layer_geometry_agrees_with_render_specs():
 
 def test_model_summaries_fields():
     rows = model_summaries(4)
-    assert [r["arch"] for r in rows] == SPEC_IDS
+    assert [r["arch"] for r in rows] == TABLE2_IDS
     for r in rows:
         spec = ARCHS[r["arch"]]
         assert r["attention_grid"] == list(spec.attention_grid)

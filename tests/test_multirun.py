@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 import pytest
@@ -10,26 +9,22 @@ import torch
 from typer.testing import CliRunner
 
 from fls.checkpoint import load_checkpoint
-from fls.config import build_config
 from fls.ppo.config import TrainConfig
 from fls.ppo.multirun import MultiRunError, parse_seeds, run_dir, seed_configs, train_many
 from fls.ppo.trainer import train
+from helpers import read_csv, tiny_train_config
 from pipeline.app import app
 
 TIMING = {"charts/SPS", "time/rollout_s", "time/update_s"}
 
 
 def tiny_cfg(**kw) -> TrainConfig:
-    base = dict(arch="nature_cnn", game="Breakout", seed=3, total_steps=128, num_envs=2, num_steps=16,
-                checkpoint_every=2, progress=False, torch_threads=2)
-    base.update(kw)
-    return build_config(TrainConfig, base)
+    """The shared tiny run with a checkpoint every 2 updates and 2 torch threads, unless ``kw`` says otherwise."""
+    return tiny_train_config(**{"checkpoint_every": 2, "torch_threads": 2, **kw})
 
 
 def csv_without_timing(path):
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in read_csv(path)[1]]
 
 
 def assert_same_run(a, b):

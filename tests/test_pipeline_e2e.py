@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO
+
 BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.slow

@@ -9,16 +9,15 @@ import pytest
 import torch
 
 from fls.checkpoint import load_checkpoint, save_checkpoint
-from fls.config import ConfigError, build_config
+from fls.config import ConfigError
 from fls.ppo.config import PPOConfig, TrainConfig
 from fls.ppo.trainer import ppo_update, train
+from helpers import tiny_train_config
 
 
 def tiny_cfg(**kw) -> TrainConfig:
-    base = dict(arch="nature_cnn", game="Breakout", seed=3, total_steps=64, num_envs=2, num_steps=16,
-                checkpoint_every=1, progress=False, torch_threads=1)
-    base.update(kw)
-    return build_config(TrainConfig, base)
+    """The shared tiny run, two updates long unless ``total_steps`` says otherwise."""
+    return tiny_train_config(**{"total_steps": 64, **kw})
 
 
 def test_bf16_trains_on_cpu_and_differs_from_fp32(tmp_path):

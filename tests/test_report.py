@@ -22,8 +22,8 @@ from fls.report import GridConfig, Layout, build_report, figures, paper, percept
 from fls.report.build import ReportConfig
 from fls.report.inputs import ReportInputError
 from fls.scoring.score import metric_summary
+from helpers import REPO, save_fresh_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
 MISSING = tables.MISSING
 
 
@@ -194,20 +194,6 @@ def test_pick_inputs_only_fixated_and_spread():
 
 
 # ------------------------------------------------------------------------------------------ inputs
-def save_run_model(run_dir: Path, arch: str = "sparse_fls", game: str = "Breakout", num_actions: int = 4) -> None:
-    """A freshly initialised (seed 0) model saved as a finished run's model.pt."""
-    import torch
-
-    from fls.checkpoint import save_checkpoint
-    from fls.models import build_model
-
-    torch.manual_seed(0)
-    model = build_model(arch, num_actions)
-    save_checkpoint(run_dir / "model.pt", {
-        "arch": arch, "game": game, "num_actions": num_actions, "model": model.state_dict(), "optimizer": None,
-        "update": 0, "global_step": 0, "config": {"seed": 1, "num_envs": 2, "arch": arch, "game": game}})
-
-
 def test_pick_steps_spreads_over_the_rollout():
     assert perception.pick_steps(10, 4) == [0, 3, 6, 9]
     assert perception.pick_steps(3, 5) == [0, 1, 2]  # a short rollout (game over) shows what there is
@@ -220,7 +206,7 @@ def test_perception_panels_show_the_video_frames_of_a_seeded_rollout(tmp_path, g
 
     layout = Layout(runs=tmp_path / "runs")
     run = layout.run_dir("sparse_fls", "Breakout", 1)
-    save_run_model(run)
+    save_fresh_checkpoint(run / "model.pt", "sparse_fls", num_envs=2)
     a, arch = perception.rollout_frames(run, "Breakout", steps=6, seed=1000)
     b, _ = perception.rollout_frames(run, "Breakout", steps=6, seed=1000)
     model, _ = load_policy(run)
@@ -270,7 +256,7 @@ def test_cli_writes_every_table_index_and_metrics(tmp_path):
     runs, evals, scores, out = (tmp_path / n for n in ("runs", "evals", "scores", "reports"))
     write_eval(evals, "Breakout", "nature_cnn", 1, [3, 5])
     write_curve(Layout(runs=runs).run_dir("nature_cnn", "Breakout", 1), [128, 256], [1.0, 2.0])
-    save_run_model(Layout(runs=runs).run_dir("sparse_fls", "Breakout", 1))
+    save_fresh_checkpoint(Layout(runs=runs).run_dir("sparse_fls", "Breakout", 1) / "model.pt", "sparse_fls", num_envs=2)
     params = _params(tmp_path, report={"figures": True, "perception_steps": 4, "perception_frames": 2})
     res = CliRunner().invoke(app, ["report", "--params", str(params), "--runs", str(runs), "--evals", str(evals),
                                    "--scores", str(scores), "--out", str(out)])
@@ -303,7 +289,7 @@ def test_cli_perception_steps_zero_turns_figure4_off(tmp_path):
     from pipeline.app import app
 
     runs = tmp_path / "runs"
-    save_run_model(Layout(runs=runs).run_dir("sparse_fls", "Breakout", 1))
+    save_fresh_checkpoint(Layout(runs=runs).run_dir("sparse_fls", "Breakout", 1) / "model.pt", "sparse_fls", num_envs=2)
     out = tmp_path / "reports"
     res = CliRunner().invoke(app, ["report", "--params", str(_params(tmp_path)), "--runs", str(runs), "--evals",
                                    str(tmp_path / "e"), "--scores", str(tmp_path / "s"), "--out", str(out),

@@ -9,7 +9,7 @@ import torch
 
 from fls.models import ARCHS, render_84, render_frame
 
-# One architecture per grid kind of SPEC's "Saliency maps" section.
+# One architecture per grid kind of docs/models.md, "Saliency maps".
 GRID_KINDS = {"sparse_fls": ((7, 7), 36, 8, 0), "sparse_fls_first": ((20, 20), 8, 4, 0), "dense_fls_pool": ((84, 84), 13, 1, 6)}
 
 

@@ -15,11 +15,12 @@ from fls import metrics as M
 from fls.atari_head.dataset import load_trial
 from fls.atari_head.preprocess import preprocess
 from fls.atari_head.sample import make_sample
-from fls.models import build_model, render_frame
+from fls.models import render_frame
 from fls.scoring import PER_INPUT_COLUMNS, ScoreConfig, ScoringError, score_model
 from fls.scoring.posthoc import gradient_saliency, perturbation_saliency, to_frame
 from fls.scoring.reference_maps import center_bias_map, reference_map
 from fls.scoring.score import fixation_totals, negative_map, select_trials
+from helpers import fresh_model
 from pipeline.app import app
 
 runner = CliRunner()
@@ -38,11 +39,6 @@ def trials(head_dir):
     return [load_trial(p) for p in select_trials(head_dir, "Breakout", None)["path"]]
 
 
-def fresh(arch="sparse_fls", seed=0):
-    torch.manual_seed(seed)
-    return build_model(arch, 4).eval()
-
-
 CPU = dict(device="cpu", progress=False)
 
 
@@ -50,7 +46,7 @@ CPU = dict(device="cpu", progress=False)
 
 
 def test_attention_scores_are_the_metrics_of_the_rendered_attention(trials):
-    model = fresh()
+    model = fresh_model("sparse_fls")
     cfg = ScoreConfig(method="attention", n_draws=10, seed=5, **CPU)
     df = score_model(model, trials, cfg)
     assert list(df.columns) == list(PER_INPUT_COLUMNS)
@@ -72,7 +68,7 @@ def test_attention_scores_are_the_metrics_of_the_rendered_attention(trials):
 
 
 def test_scores_do_not_depend_on_batch_size_or_subsetting(trials):
-    model = fresh()
+    model = fresh_model("sparse_fls")
     full = score_model(model, trials, ScoreConfig(batch_size=64, n_draws=5, **CPU))
     small = score_model(model, trials, ScoreConfig(batch_size=3, n_draws=5, **CPU))
     pd.testing.assert_frame_equal(full, small)
@@ -105,7 +101,7 @@ def test_center_bias_map_geometry():
 
 def test_nature_cnn_has_no_attention_to_score(trials):
     with pytest.raises(ScoringError, match="no attention"):
-        score_model(fresh("nature_cnn"), trials, ScoreConfig(**CPU))
+        score_model(fresh_model("nature_cnn"), trials, ScoreConfig(**CPU))
 
 
 # ------------------------------------------------------------------------------------------ post-hoc
@@ -151,7 +147,7 @@ def test_perturbation_saliency_peaks_where_the_policy_looks():
 def test_posthoc_methods_run_on_a_real_model(trials):
     t = trials[:1]
     for method in ("gradient", "perturbation"):
-        df = score_model(fresh(), t, ScoreConfig(method=method, max_inputs=2, n_draws=5, perturb_stride=21, **CPU))
+        df = score_model(fresh_model("sparse_fls"), t, ScoreConfig(method=method, max_inputs=2, n_draws=5, perturb_stride=21, **CPU))
         assert len(df) == 2 and df["nss"].notna().all() and df["sauc"].notna().all()
 
 
@@ -227,7 +223,7 @@ def test_cli_missing_preprocessed_dir(tmp_path):
 def test_cli_scores_a_checkpoint_and_refuses_another_games_gaze(head_dir, tmp_path, trials):
     from fls.checkpoint import save_checkpoint
 
-    model = fresh("sparse_fls_pool", seed=7)
+    model = fresh_model("sparse_fls_pool", seed=7)
     run = tmp_path / "run"
     payload = {"arch": "sparse_fls_pool", "num_actions": 4, "model": model.state_dict(), "update": 3,
                "global_step": 3072, "config": {"seed": 9, "arch": "sparse_fls_pool", "game": "Breakout"}}
@@ -243,15 +239,10 @@ def test_cli_scores_a_checkpoint_and_refuses_another_games_gaze(head_dir, tmp_pa
     pd.testing.assert_frame_equal(table, direct)
 
     save_checkpoint(tmp_path / "enduro.pt", {**payload, "game": "Enduro", "num_actions": 9,
-                                             "model": fresh_state("sparse_fls_pool", 9)})
+                                             "model": fresh_model("sparse_fls_pool", 9).state_dict()})
     res = runner.invoke(app, ["score", "--atari-head", str(head_dir), "--checkpoint", str(tmp_path / "enduro.pt"),
                               "--game", "Breakout", "--out", str(tmp_path / "y"), "--quiet"])
     assert res.exit_code == 2 and "trained on Enduro" in res.output
-
-
-def fresh_state(arch, num_actions):
-    torch.manual_seed(0)
-    return build_model(arch, num_actions).state_dict()
 
 
 def test_cli_reads_the_score_section_of_params_and_flags_override_it(head_dir, tmp_path):
@@ -275,7 +266,7 @@ def test_cli_reads_the_score_section_of_params_and_flags_override_it(head_dir, t
 def test_cuda_scores_match_cpu(trials):
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    model = fresh()
+    model = fresh_model("sparse_fls")
     cfg = dict(n_draws=10, max_inputs=6, progress=False)
     cpu = score_model(model, trials, ScoreConfig(device="cpu", **cfg))
     gpu = score_model(model, trials, ScoreConfig(device="cuda", **cfg))

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from fls import metrics as M
+from fls.frames import FRAME_SHAPE
 from fls.scoring.score import ScoreConfig, score_trial
 
-H, W = M.FRAME_SHAPE
+H, W = FRAME_SHAPE
 
 
 class HandTrial:

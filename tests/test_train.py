@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 
@@ -14,23 +13,11 @@ from fls.checkpoint import CheckpointError, load_checkpoint, load_policy
 from fls.config import ConfigError, build_config, load_config
 from fls.ppo.config import TrainConfig
 from fls.ppo.trainer import EPISODE_COLUMNS, METRIC_COLUMNS, RunMismatchError, train
+from helpers import read_csv, tiny_train_config
 from pipeline.app import app
 
 runner = CliRunner()
 TINY = ["--num-envs", "2", "--num-steps", "16", "--no-progress", "--torch-threads", "1"]
-
-
-def tiny_cfg(**kw) -> TrainConfig:
-    base = dict(arch="nature_cnn", game="Breakout", seed=3, total_steps=128, num_envs=2, num_steps=16,
-                checkpoint_every=1, progress=False, torch_threads=1)
-    base.update(kw)
-    return build_config(TrainConfig, base)
-
-
-def read_csv(path):
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        return reader.fieldnames, list(reader)
 
 
 def test_cli_tiny_run_writes_every_output(tmp_path):
@@ -65,8 +52,8 @@ def test_cli_tiny_run_writes_every_output(tmp_path):
 def test_same_seed_same_weights_and_episodes(tmp_path):
     # 2 envs x 128 steps x 2 updates: long enough for random Breakout games to end (episodes.csv rows).
     cfg = dict(total_steps=512, num_steps=128, checkpoint_every=10, torch_threads=2)  # 2 shard threads
-    a = train(tiny_cfg(**cfg), tmp_path / "a")
-    b = train(tiny_cfg(**cfg), tmp_path / "b")
+    a = train(tiny_train_config(**cfg), tmp_path / "a")
+    b = train(tiny_train_config(**cfg), tmp_path / "b")
     assert a.status == b.status == "finished" and a.global_step == 512
     wa = load_checkpoint(tmp_path / "a" / "model.pt")["model"]
     wb = load_checkpoint(tmp_path / "b" / "model.pt")["model"]
@@ -77,14 +64,14 @@ def test_same_seed_same_weights_and_episodes(tmp_path):
     for row in ea:
         assert float(row["return"]) >= 0 and int(row["frames"]) == 4 * int(row["length"])
         assert int(row["env"]) in (0, 1)
-    c = train(tiny_cfg(seed=4, total_steps=64), tmp_path / "c")  # another seed: other weights
+    c = train(tiny_train_config(seed=4, total_steps=64), tmp_path / "c")  # another seed: other weights
     wc = load_checkpoint(tmp_path / "c" / "model.pt")["model"]
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 
 
 def test_interrupted_run_resumes_without_duplicate_rows(tmp_path):
     out = tmp_path / "run"
-    cfg = tiny_cfg(total_steps=4 * 32, checkpoint_every=2)
+    cfg = tiny_train_config(total_steps=4 * 32, checkpoint_every=2)
 
     def crash_at_3(row):
         if row["update"] == 3:
@@ -111,7 +98,7 @@ def test_interrupted_run_resumes_without_duplicate_rows(tmp_path):
 
 def test_stop_hook_then_cli_resume_and_already_finished(tmp_path):
     out = tmp_path / "run"
-    first = train(tiny_cfg(total_steps=96, checkpoint_every=5), out, stop_after_updates=1)
+    first = train(tiny_train_config(total_steps=96, checkpoint_every=5), out, stop_after_updates=1)
     assert first.status == "stopped" and first.updates == 1
     assert load_checkpoint(out / "checkpoint.pt")["update"] == 1  # a deliberate stop checkpoints first
     args = ["train", "--out", str(out), "--total-steps", "96", "--seed", "3", "--checkpoint-every", "5", *TINY]
@@ -127,11 +114,11 @@ def test_stop_hook_then_cli_resume_and_already_finished(tmp_path):
 
 def test_corrupt_checkpoint_is_an_error_and_nothing_is_overwritten(tmp_path):
     out = tmp_path / "run"
-    train(tiny_cfg(total_steps=96), out, stop_after_updates=1)
+    train(tiny_train_config(total_steps=96), out, stop_after_updates=1)
     (out / "checkpoint.pt").write_bytes(b"\x00garbage")
     before = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     with pytest.raises(CheckpointError, match="checkpoint.pt"):
-        train(tiny_cfg(total_steps=96), out)
+        train(tiny_train_config(total_steps=96), out)
     res = runner.invoke(app, ["train", "--out", str(out), "--total-steps", "96", "--seed", "3", *TINY])
     assert res.exit_code == 2
     assert "checkpoint.pt" in res.output and len(res.output.strip().splitlines()) == 1
@@ -140,18 +127,18 @@ def test_corrupt_checkpoint_is_an_error_and_nothing_is_overwritten(tmp_path):
 
 def test_changed_settings_on_existing_run_are_rejected(tmp_path):
     out = tmp_path / "run"
-    train(tiny_cfg(total_steps=96), out, stop_after_updates=1)
+    train(tiny_train_config(total_steps=96), out, stop_after_updates=1)
     with pytest.raises(RunMismatchError, match="arch: 'nature_cnn' there, 'sparse_fls' now"):
-        train(tiny_cfg(total_steps=96, arch="sparse_fls"), out)
+        train(tiny_train_config(total_steps=96, arch="sparse_fls"), out)
     with pytest.raises(RunMismatchError, match="total_steps"):
-        train(tiny_cfg(total_steps=192), out)
+        train(tiny_train_config(total_steps=192), out)
     # run mechanics may change on resume
-    assert train(tiny_cfg(total_steps=96, checkpoint_every=3), out).status == "finished"
+    assert train(tiny_train_config(total_steps=96, checkpoint_every=3), out).status == "finished"
 
 
 def test_restart_on_change_replaces_a_run_made_with_other_settings(tmp_path):
     out = tmp_path / "run"
-    train(tiny_cfg(total_steps=64), out)  # finished run with the old budget
+    train(tiny_train_config(total_steps=64), out)  # finished run with the old budget
     old_rows = read_csv(out / "metrics.csv")[1]
     assert len(old_rows) == 2
     result = runner.invoke(

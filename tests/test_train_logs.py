@@ -9,19 +9,11 @@ import struct
 import pytest
 from typer.testing import CliRunner
 
-from fls.config import build_config
-from fls.ppo.config import TrainConfig
 from fls.ppo.live_log import RENAMED, TIMING
 from fls.tb_events import EventFileError, crc32c, encode_event, frame_record, masked_crc, read_records, read_scalars
 from fls.ppo.trainer import METRIC_COLUMNS, train
+from helpers import read_csv, tiny_train_config
 from pipeline.app import app
-
-
-def tiny_cfg(**kw) -> TrainConfig:
-    base = dict(arch="nature_cnn", game="Breakout", seed=3, total_steps=128, num_envs=2, num_steps=16,
-                checkpoint_every=1, progress=False, torch_threads=1)
-    base.update(kw)
-    return build_config(TrainConfig, base)
 
 
 def tsv(path):
@@ -30,8 +22,7 @@ def tsv(path):
 
 
 def metrics_rows(out):
-    with open(out / "metrics.csv", newline="") as fh:
-        return list(csv.DictReader(fh))
+    return read_csv(out / "metrics.csv")[1]
 
 
 def live_files(out):
@@ -60,7 +51,7 @@ def assert_mirrors_metrics_csv(out):
 
 def test_dvclive_files_mirror_metrics_csv_and_tensorboard_option(tmp_path):
     out = tmp_path / "run"
-    train(tiny_cfg(total_steps=64, tensorboard=True), out)
+    train(tiny_train_config(total_steps=64, tensorboard=True), out)
     assert_mirrors_metrics_csv(out)
     assert not (out / "dvclive" / "dvc.yaml").exists()  # dvc.yaml declares these files itself
     path = out / "tensorboard" / "events.out.tfevents.0.fls"
@@ -74,13 +65,13 @@ def test_dvclive_files_mirror_metrics_csv_and_tensorboard_option(tmp_path):
 
 def test_no_tensorboard_files_by_default(tmp_path):
     out = tmp_path / "run"
-    train(tiny_cfg(total_steps=32), out)
+    train(tiny_train_config(total_steps=32), out)
     assert not (out / "tensorboard").exists() and (out / "dvclive" / "metrics.json").is_file()
 
 
 def test_resume_after_crash_keeps_each_step_once(tmp_path):
     out = tmp_path / "run"
-    cfg = tiny_cfg(total_steps=5 * 32, checkpoint_every=2, tensorboard=True)
+    cfg = tiny_train_config(total_steps=5 * 32, checkpoint_every=2, tensorboard=True)
 
     def crash_at_3(row):
         if row["update"] == 3:
@@ -103,7 +94,7 @@ def test_resume_after_crash_keeps_each_step_once(tmp_path):
 def test_stopped_and_resumed_run_logs_the_same_history_as_its_csv(tmp_path):
     # A resumed run restarts its games from a derived seed (fls.ppo.trainer.env_seed), so its numbers after
     # the stop differ from an uninterrupted run's; before the stop they are the same, and both mirror their csv.
-    cfg = tiny_cfg(total_steps=4 * 32, checkpoint_every=1)
+    cfg = tiny_train_config(total_steps=4 * 32, checkpoint_every=1)
     train(cfg, tmp_path / "a")
     train(cfg, tmp_path / "b", stop_after_updates=2)
     train(cfg, tmp_path / "b")

@@ -7,7 +7,6 @@ import json
 import cv2
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from fls.evaluation.evaluate import EvalConfig
@@ -19,7 +18,8 @@ from fls.evaluation.video import (
     normalise,
     read_video_info,
 )
-from fls.models import ARCHS, build_model
+from fls.models import ARCHS
+from helpers import fresh_model
 from pipeline.app import app
 
 
@@ -47,11 +47,6 @@ class FakeRawEnv:
 
     def close(self) -> None:
         pass
-
-
-def fresh(arch: str, num_actions: int = 4):
-    torch.manual_seed(0)
-    return build_model(arch, num_actions).eval()
 
 
 def test_compose_frame_layout_and_colours():
@@ -83,7 +78,7 @@ def test_no_attention_frame_is_plain_and_normalise_handles_zero_maps():
 def test_video_is_readable_with_expected_frames_and_pngs(tmp_path):
     cfg = EvalConfig(video_max_steps=50, frame_every=5)
     video, frames = tmp_path / "v.mp4", tmp_path / "frames"
-    info = make_perception_video(fresh("sparse_fls"), "Breakout", cfg, video=video, frames_dir=frames, env=FakeRawEnv(12))
+    info = make_perception_video(fresh_model("sparse_fls"), "Breakout", cfg, video=video, frames_dir=frames, env=FakeRawEnv(12))
     assert info["steps"] == 12 and info["game_over"] and info["score"] == 12.0
     got = read_video_info(video)
     assert got == {"frames": 12, "height": VIDEO_SIZE[0], "width": VIDEO_SIZE[1]}
@@ -94,7 +89,7 @@ def test_video_is_readable_with_expected_frames_and_pngs(tmp_path):
 
 def test_video_length_is_capped(tmp_path):
     cfg = EvalConfig(video_max_steps=7)
-    info = make_perception_video(fresh("daqn"), "Breakout", cfg, video=tmp_path / "v.mp4", env=FakeRawEnv(100))
+    info = make_perception_video(fresh_model("daqn"), "Breakout", cfg, video=tmp_path / "v.mp4", env=FakeRawEnv(100))
     assert info["steps"] == 7 and not info["game_over"]
     assert read_video_info(tmp_path / "v.mp4")["frames"] == 7
 
@@ -102,7 +97,7 @@ def test_video_length_is_capped(tmp_path):
 @pytest.mark.parametrize("arch", list(ARCHS))
 def test_every_architecture_films(tmp_path, arch):
     cfg = EvalConfig(video_max_steps=3, frame_every=1)
-    info = make_perception_video(fresh(arch), "Breakout", cfg, frames_dir=tmp_path, env=FakeRawEnv(3))
+    info = make_perception_video(fresh_model(arch), "Breakout", cfg, frames_dir=tmp_path, env=FakeRawEnv(3))
     assert info["pngs"] == 3
     img = cv2.imread(str(tmp_path / "step_000000.png"))
     assert img.shape == (*VIDEO_SIZE, 3)
@@ -116,9 +111,9 @@ def test_every_architecture_films(tmp_path, arch):
 def test_bad_video_requests():
     cfg = EvalConfig()
     with pytest.raises(VideoError, match="nothing to write"):
-        make_perception_video(fresh("sparse_fls"), "Breakout", cfg, env=FakeRawEnv())
+        make_perception_video(fresh_model("sparse_fls"), "Breakout", cfg, env=FakeRawEnv())
     with pytest.raises(VideoError, match=r"must end in \.mp4"):
-        make_perception_video(fresh("sparse_fls"), "Breakout", cfg, video="x.avi", env=FakeRawEnv())
+        make_perception_video(fresh_model("sparse_fls"), "Breakout", cfg, video="x.avi", env=FakeRawEnv())
 
 
 @pytest.mark.parametrize("game", ["Breakout", "BreakoutInfinite"])

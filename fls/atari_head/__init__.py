@@ -22,9 +22,6 @@ RECORD_PAGE = f"https://zenodo.org/records/{RECORD_ID}"
 # Atari-HEAD zip stems of the five games the paper scores (there is no BeamRider in Atari-HEAD).
 HEAD_GAMES: tuple[str, ...] = ("breakout", "enduro", "ms_pacman", "seaquest", "space_invaders")
 
-# Raw frame geometry (rows, cols); gaze x is a column in [0, 160), y a row in [0, 210).
-FRAME_ROWS = 210
-FRAME_COLS = 160
 NUM_FULL_ACTIONS = 18  # the label files use ALE's full action enum
 
 

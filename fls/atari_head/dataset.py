@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fls.atari_head import FRAME_COLS, FRAME_ROWS, AtariHeadError
+from fls.atari_head import AtariHeadError
 from fls.atari_head.preprocess import ALIGNMENTS, FIX_ARRAYS, INDEX_COLUMNS, SCHEMA_VERSION
+from fls.frames import FRAME_COLS, FRAME_ROWS, OBS_SHAPE
 
 _ARRAYS = ("inputs", "frame_ids", "episode_ids", "actions")
 _SCALARS = (
@@ -89,7 +90,7 @@ class Trial:
         k = self.inputs.shape[0]
         if (
             self.inputs.dtype != np.uint8
-            or self.inputs.shape[1:] != (4, 84, 84)
+            or self.inputs.shape[1:] != OBS_SHAPE
             or self.fix_offsets.shape != (k + 1,)
             or self.frame_ids.shape != (k, 2)
             or int(self.fix_offsets[-1]) != self.fix_rows.shape[0]

@@ -19,7 +19,8 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from fls.atari_head import FRAME_COLS, FRAME_ROWS, NUM_FULL_ACTIONS, AtariHeadError
+from fls.atari_head import NUM_FULL_ACTIONS, AtariHeadError
+from fls.frames import FRAME_COLS, FRAME_ROWS
 
 # <trialid>_<subject>_<n>_<date>, e.g. 100_RZ_3592991_Aug-24-10-23-45
 TRIAL_STEM_RE = re.compile(r"^(?P<trial_id>\d+)_(?P<subject>[A-Za-z0-9]+)_(?P<number>\d+)_(?P<date>[^/]+)$")

@@ -1,6 +1,6 @@
 """Replay Atari-HEAD trials through the agents' preprocessing and pair each network input with its gaze.
 
-SPEC "Atari-HEAD", 1-based file numbers. The trial is replayed as the authors' streaming-image env does
+docs/atari_head.md, "Alignment"; 1-based file numbers. The trial is replayed as the authors' streaming-image env does
 it, with no no-op and no fire reset: the reset observation (step 0) is file 1 alone; step m >= 1 is the
 pixel-wise max of files 4m and 4m+1; each is processed to 84x84 gray and input k stacks steps k-3..k, the
 slots before the reset zeroed (``fls.preprocessing.stack_inputs``). A trial of N files gives
@@ -35,11 +35,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from fls.atari_head import FRAME_COLS, AtariHeadError, paper_game, parse_games
+from fls.atari_head import AtariHeadError, paper_game, parse_games
 from fls.atari_head.flat import RELEASES, detect_release, discover_flat_trials, read_flat_trial
 from fls.atari_head.parse import RawTrial, TrialRef, discover_trials, gaze_pixels, read_trial
 from fls.atomic import atomic_path, atomic_write_text
-from fls.preprocessing import FRAME_SKIP, STACK, process_pair, stack_inputs
+from fls.frames import FRAME_COLS, FRAME_SKIP, OBS_SHAPE, OBS_SIZE, STACK
+from fls.preprocessing import process_pair, stack_inputs
 
 SCHEMA_VERSION = 2
 ALIGNMENTS = ("authors", "aligned")
@@ -109,8 +110,8 @@ def build_inputs(trial: RawTrial) -> np.ndarray:
     """(K, 4, 84, 84) uint8 network inputs; decodes only the frames the protocol uses."""
     k = count_inputs(trial.n_frames)
     if k == 0:
-        return np.zeros((0, STACK, 84, 84), dtype=np.uint8)
-    processed = np.empty((k, 84, 84), dtype=np.uint8)
+        return np.zeros((0, *OBS_SHAPE), dtype=np.uint8)
+    processed = np.empty((k, OBS_SIZE, OBS_SIZE), dtype=np.uint8)
     for m in range(k):
         a, b = step_files(m)
         fa = trial.frame(a)

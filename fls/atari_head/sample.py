@@ -26,8 +26,9 @@ import cv2
 import numpy as np
 from ale_py import Action, ALEInterface, LoggerMode, roms
 
-from fls.atari_head import FRAME_COLS, FRAME_ROWS, PAPER_RECORD_ID, RECORD_ID, parse_games
+from fls.atari_head import PAPER_RECORD_ID, RECORD_ID, parse_games
 from fls.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from fls.frames import FRAME_COLS, FRAME_ROWS
 
 SUBJECT = "SYN"
 DATE = "Jan-01-00-00-00"

@@ -1,4 +1,6 @@
-"""Atari environments with the SPEC preprocessing (training vector env, single env, BreakoutInfinite).
+"""Atari environments with the paper's preprocessing (training vector env, single env, BreakoutInfinite).
+
+Semantics and preprocessing: docs/environments.md.
 
 Names are loaded on first use: ``import fls`` imports ``fls.envs.registration`` and should stay light.
 """
@@ -10,9 +12,9 @@ from typing import Any
 
 _EXPORTS = {
     "AtariVecEnv": "fls.envs.vector",
-    "EnvConfigError": "fls.envs.vector",
-    "EpisodeStats": "fls.envs.vector",
-    "VecStep": "fls.envs.vector",
+    "EnvConfigError": "fls.envs.types",
+    "EpisodeStats": "fls.envs.types",
+    "VecStep": "fls.envs.types",
     "make_vector_env": "fls.envs.vector",
     "make_eval_env": "fls.envs.vector",
     "AtariSingleEnv": "fls.envs.single",

@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 from ale_py.env import AtariEnv
 
-from fls.envs.vector import EnvConfigError
+from fls.envs.registration import BREAKOUT_INFINITE_ID
+from fls.envs.single import make_single_env
+from fls.envs.types import EnvConfigError
 
 SCORE_HUNDREDS = 76
 SCORE_TENS_ONES = 77
@@ -89,7 +91,4 @@ class BreakoutInfiniteEnv(AtariEnv):
 
 def make_breakout_infinite(**kwargs: Any):
     """The single-env form (``fls.envs.single.make_single_env`` options apply)."""
-    from fls.envs.registration import BREAKOUT_INFINITE_ID
-    from fls.envs.single import make_single_env
-
     return make_single_env("BreakoutInfinite", env_id=BREAKOUT_INFINITE_ID, **kwargs)

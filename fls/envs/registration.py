@@ -1,7 +1,7 @@
 """Registers fls's gymnasium ids on import (``import fls`` imports this module).
 
 Only BreakoutInfinite so far: ``fls/BreakoutInfiniteNoFrameskip-v4``, one emulator frame per step like
-the NoFrameskip-v4 games (the preprocessing in ``fls.envs.single`` does the frame skip).
+the NoFrameskip-v4 games (the Python backend, ``fls.envs.python_backend``, does the frame skip).
 """
 
 from __future__ import annotations

@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from fls.atomic import atomic_path
-from fls.envs.vector import DEFAULT_MAX_EPISODE_STEPS, EnvConfigError, make_eval_env
+from fls.envs.types import DEFAULT_MAX_EPISODE_STEPS, EnvConfigError
+from fls.envs.vector import make_eval_env
+from fls.frames import OBS_SHAPE
 
 TRACE_FIELDS = ("obs", "actions", "reward", "done", "game_over", "lives")
 
@@ -51,7 +53,7 @@ def trace_env(cfg: TraceConfig, progress: bool = False) -> dict[str, np.ndarray]
     n = cfg.steps
     try:
         actions = np.random.default_rng(cfg.actions_seed).integers(0, env.num_actions, n).astype(np.int64)
-        obs = np.empty((n + 1, 4, 84, 84), np.uint8)
+        obs = np.empty((n + 1, *OBS_SHAPE), np.uint8)
         lives = np.empty(n + 1, np.int64)
         reward = np.empty(n, np.float32)
         done, game_over = np.zeros(n, bool), np.zeros(n, bool)

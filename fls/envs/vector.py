@@ -22,98 +22,35 @@ them; the stack lives here in numpy. ``AtariVectorEnv``'s async mode cannot do t
 ``send`` to the envs of the previous ``recv``, so a chosen subset cannot be stepped while the others
 wait. ALE converts each raw frame to gray before the max over the last two frames (Baselines: max over
 RGB, then gray); docs/environments.md gives the measured difference. ``make_eval_env`` also serves
-BreakoutInfinite through a Python backend (``fls.envs.single``) with the same contract.
+BreakoutInfinite through the Python backend (``fls.envs.python_backend``) with the same contract;
+the backend contract and the env's result types are in ``fls.envs.types``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass
-from typing import NamedTuple, Protocol
 
 import numpy as np
 
+from fls.envs.python_backend import PythonBackend
+from fls.envs.registration import variant_env_id
+from fls.envs.types import (
+    DEFAULT_MAX_EPISODE_STEPS,
+    Backend,
+    EnvConfigError,
+    EpisodeStats,
+    RawStep,
+    VecStep,
+    check_common,
+    check_seed,
+)
 from fls.games import VARIANTS, Game, base_game, get_game
-from fls.preprocessing import FRAME_SKIP, OBS_SIZE, STACK
+from fls.frames import FRAME_SKIP, OBS_SIZE, STACK
 
 NOOP = 0
 FIRE = 1  # index of FIRE in the minimal action set of every game that has it (MsPacman has none)
 FIRE_SECOND = 2  # FireResetEnv's second hidden action
-MAX_SEED = 2**31 - 1
 NO_NATIVE_CAP = 2**30  # frames: the cap is counted here, in steps, so ALE's own must never fire
-DEFAULT_MAX_EPISODE_STEPS = 100_000  # gym's NoFrameskip-v4 limit: 400,000 raw frames
-
-
-class EnvConfigError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class EpisodeStats:
-    """One finished whole game (all lives): raw score and length, as Baselines' Monitor logs them.
-
-    ``length`` counts every 4-frame skip the game took, hidden skips included (the Monitor's ``l``);
-    ``frames`` is ``length * 4`` (the start no-op frames are not included).
-    """
-
-    env: int
-    ret: float
-    length: int
-    frames: int
-    truncated: bool
-
-
-class VecStep(NamedTuple):
-    """What one ``AtariVecEnv.step`` returns, every field of shape (N,).
-
-    obs: uint8 (N, 4, 84, 84), the observation to act on next (zeroed stack with the first frame after
-        the hidden skips where ``done``).
-    reward: float32, raw (unclipped) game score of the agent's step (hidden skips excluded; they count
-        in ``EpisodeStats.ret``); the learner clips it with ``np.sign``.
-    done: the learning episode ended on this step (lost life when ``episodic_life``, game over, or the
-        episode cap): do not bootstrap through it.
-    game_over: the whole game ended by losing on this step (a new game has started).
-    truncated: the whole game hit the episode cap on this step (a new game has started).
-    lives: lives left when the agent next acts.
-    """
-
-    obs: np.ndarray
-    reward: np.ndarray
-    done: np.ndarray
-    game_over: np.ndarray
-    truncated: np.ndarray
-    lives: np.ndarray
-
-
-class RawStep(NamedTuple):
-    """One 4-frame skip of some envs (arrays over those envs).
-
-    frame: uint8 (k, 84, 84), max over the last two frames of the skip, or, where the game ended on this
-        skip, the first frame of the new game (SameStep autoreset).
-    game_over: the game ended on this skip (the env has already started a new one).
-    noops: raw no-op frames the new game started with (meaningful where ``game_over``).
-    """
-
-    frame: np.ndarray
-    reward: np.ndarray
-    game_over: np.ndarray
-    lives: np.ndarray
-    noops: np.ndarray
-
-
-class Backend(Protocol):
-    """N Atari games stepped per env in 4-frame skips, with start no-ops and SameStep autoreset."""
-
-    num_envs: int
-    action_meanings: list[str]
-
-    def reset(self, ids: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Start new games in envs ``ids`` (seed -1: keep the env's generator) -> frame, lives, noops."""
-        ...
-
-    def step(self, ids: np.ndarray, actions: np.ndarray) -> RawStep: ...
-
-    def close(self) -> None: ...
 
 
 class CppBackend:
@@ -126,7 +63,7 @@ class CppBackend:
     """
 
     def __init__(self, game: Game, num_envs: int, *, noop_max: int):
-        from ale_py.vector_env import AtariVectorEnv
+        from ale_py.vector_env import AtariVectorEnv  # deferred: loading the emulator takes ~0.25 s
 
         self.num_envs = num_envs
         self._envs = [
@@ -215,7 +152,7 @@ class AtariVecEnv:
         noop_max: int = 30,
         fire_reset: bool = True,
     ):
-        _check_seed(seed, backend.num_envs)
+        check_seed(seed, backend.num_envs)
         self.game = game
         self.episodic_life = episodic_life
         self.max_episode_steps = int(max_episode_steps)
@@ -269,7 +206,7 @@ class AtariVecEnv:
         Games in progress are dropped without being reported.
         """
         seed = self._seed if seed is None else seed
-        _check_seed(seed, self.num_envs)
+        check_seed(seed, self.num_envs)
         n = self.num_envs
         ids = np.arange(n)
         seeds = np.arange(seed, seed + n, dtype=np.int64)
@@ -414,20 +351,6 @@ class AtariVecEnv:
         self.close()
 
 
-def _check_seed(seed: int, num_envs: int) -> None:
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0 or seed + num_envs - 1 > MAX_SEED:
-        raise EnvConfigError(f"seed: expected an integer in [0, {MAX_SEED - num_envs + 1}], got {seed!r}")
-
-
-def _check_common(num_envs: int, noop_max: int, max_episode_steps: int) -> None:
-    if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-        raise EnvConfigError(f"num_envs: expected a positive integer, got {num_envs!r}")
-    if not isinstance(noop_max, (int, np.integer)) or isinstance(noop_max, bool) or noop_max < 0:
-        raise EnvConfigError(f"noop_max: expected an integer >= 0, got {noop_max!r}")
-    if not isinstance(max_episode_steps, (int, np.integer)) or isinstance(max_episode_steps, bool) or max_episode_steps < 1:
-        raise EnvConfigError(f"max_episode_steps: expected a positive integer (agent steps), got {max_episode_steps!r}")
-
-
 def make_vector_env(
     game: str,
     num_envs: int,
@@ -447,8 +370,8 @@ def make_vector_env(
     if game.strip().lower() in (v.lower() for v in VARIANTS):
         raise EnvConfigError(f"game: '{game}' is a patched ROM with no C++ vector env; use make_eval_env")
     g = get_game(game)
-    _check_common(num_envs, noop_max, max_episode_steps)
-    _check_seed(seed, num_envs)
+    check_common(num_envs, noop_max, max_episode_steps)
+    check_seed(seed, num_envs)
     backend = CppBackend(g, num_envs, noop_max=noop_max)
     return AtariVecEnv(backend, g.name, seed, episodic_life=episodic_life, max_episode_steps=max_episode_steps,
                        noop_max=noop_max, fire_reset=fire_reset)
@@ -471,17 +394,14 @@ def make_eval_env(
     life zeroes the stack and runs the hidden skips exactly as in training; only whole games are scored
     (``pop_episodes``). ``num_workers`` (processes; 0 = in this process) is for the Python backend.
     """
-    _check_common(num_envs, noop_max, max_episode_steps)
-    _check_seed(seed, num_envs)
+    check_common(num_envs, noop_max, max_episode_steps)
+    check_seed(seed, num_envs)
     variant = next((v for v in VARIANTS if v.lower() == game.strip().lower()), None)
     if variant is None:
         return make_vector_env(
             game, num_envs, seed, episodic_life=episodic_life, noop_max=noop_max,
             max_episode_steps=max_episode_steps, num_threads=num_threads,
         )
-    from fls.envs.registration import variant_env_id
-    from fls.envs.single import PythonBackend
-
     backend = PythonBackend(variant_env_id(variant), num_envs, base_game(variant), noop_max=noop_max,
                             num_workers=num_workers)
     return AtariVecEnv(backend, variant, seed, episodic_life=episodic_life, max_episode_steps=max_episode_steps,

@@ -1,4 +1,4 @@
-"""Evaluation protocol (scores over whole-game episodes) and perception videos."""
+"""Evaluation protocol (scores over whole-game episodes), the `fls evaluate` stage and perception videos."""
 
 from fls.evaluation.evaluate import (
     ActionSampler,
@@ -12,8 +12,8 @@ from fls.evaluation.evaluate import (
     evaluate,
     summarize,
     train_env_seeds,
-    write_outputs,
 )
+from fls.evaluation.stage import evaluate_to_dir, write_outputs
 
 __all__ = [
     "ActionSampler",
@@ -25,6 +25,7 @@ __all__ = [
     "check_same_game",
     "check_seeds",
     "evaluate",
+    "evaluate_to_dir",
     "summarize",
     "train_env_seeds",
     "write_outputs",

@@ -1,4 +1,6 @@
-"""The paper's evaluation protocol (SPEC "Evaluation"): N whole-game episodes, E envs, N/E first episodes each.
+"""The paper's evaluation protocol: N whole-game episodes, E envs, N/E first episodes each.
+
+The protocol and the reasons for each choice: docs/evaluation.md, "Protocol and the choices behind it".
 
 Why the accounting is careful: with E envs running in parallel, "stop after the first N episodes to finish"
 over-samples short episodes (they finish first), which biases the mean score down for good agents. Instead
@@ -14,21 +16,21 @@ again bias the sample toward short episodes); the summary counts them.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from fls.atomic import atomic_write_json, atomic_write_text
 from fls.config import resolved
+from fls.device import resolve_device
 from fls.envs.caps import cap_for, check_caps
+from fls.envs.vector import make_eval_env
 from fls.games import base_game
 
 SCHEMA_VERSION = 1
@@ -297,8 +299,6 @@ def run_episodes(
                 record(finished, 0)
             return agent_steps
 
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="eval-env") as pool:
             pending = []
             for env in groups:
@@ -333,10 +333,6 @@ def evaluate(
 
     ``env`` defaults to ``fls.envs`` evaluation env for ``game`` seeded ``cfg.seed + i``; tests pass a fake.
     """
-    from tqdm import tqdm
-
-    from fls.device import resolve_device
-
     cfg.validate()
     num_actions = getattr(model, "num_actions", None)
     spec = getattr(model, "spec", None)
@@ -424,8 +420,6 @@ def open_eval_envs(game: str, cfg: EvalConfig) -> list[VecEnvAdapter]:
     No-op reset (1..30) and FIRE after reset and after each lost life, as in training; unclipped scores.
     With ``env_groups`` > 1 the envs are split into that many vector envs of consecutive seeds.
     """
-    from fls.envs import make_eval_env
-
     size = cfg.num_envs // cfg.groups
     envs: list[VecEnvAdapter] = []
     try:
@@ -437,94 +431,3 @@ def open_eval_envs(game: str, cfg: EvalConfig) -> list[VecEnvAdapter]:
             e.close()
         raise
     return envs
-
-
-def episodes_csv(rows: Sequence[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(EPISODE_FIELDS), lineterminator="\n")
-    w.writeheader()
-    for row in rows:
-        w.writerow({k: row[k] for k in EPISODE_FIELDS})
-    return buf.getvalue()
-
-
-def write_outputs(result: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """``OUT/eval.json`` (everything), ``OUT/episodes.csv`` (the episode rows) and ``OUT/metrics.json``.
-
-    metrics.json is what dvc.yaml registers under ``metrics:``: the result numbers only, recomputed from
-    the episode rows, so ``dvc metrics diff`` never lists config, provenance or timing.
-    """
-    out = Path(out_dir)
-    paths = {"eval": out / "eval.json", "episodes": out / "episodes.csv", "metrics": out / "metrics.json"}
-    atomic_write_text(paths["episodes"], episodes_csv(result["episodes"]))
-    atomic_write_json(paths["metrics"], summarize(result["episodes"]))
-    atomic_write_json(paths["eval"], result)
-    return paths
-
-
-def load_subject(
-    *,
-    run: str | Path | None = None,
-    checkpoint: str | Path | None = None,
-    arch: str | None = None,
-    init_seed: int | None = None,
-    num_actions: int | None = None,
-    device: torch.device | str = "cpu",
-) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The policy to evaluate (``fls.checkpoint.load_policy_source``) plus the training run's env seeds.
-
-    ``meta["checkpoint"]`` is what eval.json records about where the weights came from.
-    """
-    from fls.checkpoint import load_policy_source
-
-    model, meta = load_policy_source(
-        run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed, num_actions=num_actions, device=device
-    )
-    meta["train_env_seeds"] = train_env_seeds(meta) if meta["checkpoint"]["path"] is not None else []
-    return model, meta
-
-
-def evaluate_to_dir(
-    cfg: EvalConfig,
-    out: str | Path,
-    *,
-    run: str | Path | None = None,
-    checkpoint: str | Path | None = None,
-    arch: str | None = None,
-    init_seed: int | None = None,
-    game: str | None = None,
-    video: str | Path | None = None,
-    frames: str | Path | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """What ``fls evaluate`` does: load, check, evaluate, optionally film, and write OUT/eval.json & co."""
-    from fls.device import resolve_device
-    from fls.runinfo import run_info, write_run_info
-
-    cfg.validate()
-    dev = resolve_device(cfg.device)
-    if arch is not None and game is None:
-        raise EvaluationError("--arch (fresh model) needs --game")
-    num_actions = base_game(game).num_actions if game is not None else None
-    model, meta = load_subject(
-        run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed, num_actions=num_actions, device=dev
-    )
-    game = game if game is not None else str(meta["game"])
-    where = meta["checkpoint"]["path"] or f"fresh {meta['arch']} model"
-    check_action_set(meta["num_actions"], game, where=where)
-    check_same_game(meta["game"], game, where=where)
-    result = evaluate(model, game, cfg, train_env_seeds=meta["train_env_seeds"], device=dev, progress=progress)
-    result["checkpoint"] = meta["checkpoint"]
-    result["trained_on"] = meta["game"]
-    if video is not None or frames is not None:
-        from fls.evaluation.video import make_perception_video
-
-        result["video"] = make_perception_video(model, game, cfg, video=video, frames_dir=frames, device=dev)
-    else:
-        result["video"] = None
-    extra = {"checkpoint": meta["checkpoint"], "game": game, "arch": meta["arch"]}
-    result["run_info"] = run_info(resolved(cfg), stage="evaluate", extra=extra)
-    paths = write_outputs(result, out)
-    write_run_info(Path(out) / "run_info.json", resolved(cfg), stage="evaluate", extra=extra)
-    result["paths"] = {k: str(v) for k, v in paths.items()}
-    return result

@@ -25,10 +25,13 @@ import numpy as np
 import torch
 
 from fls.atomic import atomic_path
+from fls.envs.single import make_single_env
+from fls.evaluation.evaluate import ActionSampler, check_action_set
+from fls.frames import FRAME_COLS, FRAME_ROWS, FRAME_SHAPE, OBS_SIZE
+from fls.models.saliency import render_84, render_frame
 
-FRAME_H, FRAME_W = 210, 160
-PANEL_H = FRAME_W  # the 84x84 input is shown 160x160
-VIDEO_SIZE = (FRAME_H + PANEL_H, FRAME_W)  # (rows, cols) of a composed frame
+PANEL_H = FRAME_COLS  # the 84x84 input is shown 160x160
+VIDEO_SIZE = (FRAME_ROWS + PANEL_H, FRAME_COLS)  # (rows, cols) of a composed frame
 WHITE_ALPHA = 0.85  # opacity of the white overlay where the normalised saliency is 1
 FPS = 15  # agent steps per second of video (60 Hz emulator / frame skip 4)
 
@@ -55,22 +58,22 @@ def compose_frame(
     label: str | None = None,
 ) -> np.ndarray:
     """One Figure-4 video frame, (370, 160, 3) uint8 in RGB order; ``None`` saliency = no attention."""
-    if rgb.shape != (FRAME_H, FRAME_W, 3):
-        raise VideoError(f"raw frame must be (210, 160, 3), got {rgb.shape}")
-    if obs_frame.shape != (84, 84):
-        raise VideoError(f"input frame must be (84, 84), got {obs_frame.shape}")
+    if rgb.shape != (*FRAME_SHAPE, 3):
+        raise VideoError(f"raw frame must be ({FRAME_ROWS}, {FRAME_COLS}, 3), got {rgb.shape}")
+    if obs_frame.shape != (OBS_SIZE, OBS_SIZE):
+        raise VideoError(f"input frame must be ({OBS_SIZE}, {OBS_SIZE}), got {obs_frame.shape}")
     top = rgb.astype(np.float32)
     if saliency_frame is not None:
         a = (WHITE_ALPHA * normalise(saliency_frame))[..., None]
         top = top * (1.0 - a) + 255.0 * a
-    bottom = np.zeros((84, 84, 3), dtype=np.float32)
+    bottom = np.zeros((OBS_SIZE, OBS_SIZE, 3), dtype=np.float32)
     bottom[..., 2] = obs_frame  # blue channel (RGB order)
     if saliency_84 is not None:
         bottom[..., 1] = 255.0 * normalise(saliency_84)
-    bottom = cv2.resize(bottom, (FRAME_W, PANEL_H), interpolation=cv2.INTER_NEAREST)
+    bottom = cv2.resize(bottom, (FRAME_COLS, PANEL_H), interpolation=cv2.INTER_NEAREST)
     out = np.clip(np.concatenate([top, bottom], axis=0), 0, 255).astype(np.uint8)
     if label:
-        cv2.putText(out, label, (3, FRAME_H + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(out, label, (3, FRAME_ROWS + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (255, 255, 255), 1, cv2.LINE_AA)
     return out
 
 
@@ -106,8 +109,6 @@ def record_rollout(
 
     Frame t shows the input the agent acted on at step t and the saliency of that decision.
     """
-    from fls.models.saliency import render_84, render_frame
-
     spec = model.spec
     label = None if spec.has_attention else f"no attention ({spec.id})"
     obs, rgb = env.reset()
@@ -146,8 +147,6 @@ def perception_rollout(
     Shared by the evaluation's videos and the report's Figure 4 panels, so both draw the same frames.
     ``env`` defaults to the whole-game single env of ``game`` (``open_video_env``); tests pass a fake.
     """
-    from fls.evaluation.evaluate import ActionSampler, check_action_set
-
     check_action_set(model.num_actions, game)
     dev = torch.device(device)
     model = model.to(dev).eval()
@@ -270,6 +269,4 @@ class SingleEnvAdapter:
 
 def open_video_env(game: str, seed: int, max_episode_steps: int) -> SingleEnvAdapter:
     """Whole-game single env (BreakoutInfinite too) with the evaluation's resets, seeded like eval env 0."""
-    from fls.envs.single import make_single_env
-
     return SingleEnvAdapter(make_single_env(game, seed=seed, episodic_life=True, max_episode_steps=max_episode_steps))

@@ -25,6 +25,7 @@ from fls.grid.executor import (
 )
 from fls.grid.plan import Plan, PlanError, build_plan, parse_selectors
 from fls.runinfo import write_run_info
+from fls.stage_files import RUN_INFO
 
 __all__ = [
     "GridError",
@@ -87,7 +88,7 @@ def run_grid(
         path = write_summary(recorder.root, result, plan)
         config = {"repo": recorder.root, "selectors": list(plan.selectors), "address": address, **result.options}
         extra = {"ray": ray.__version__, "cluster_resources": resources}
-        write_run_info(path.parent / "run_info.json", config, stage="grid", extra=extra)
+        write_run_info(path.parent / RUN_INFO, config, stage="grid", extra=extra)
         return GridOutcome(plan, result, path)
     finally:
         recorder.close()

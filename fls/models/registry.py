@@ -13,6 +13,7 @@ from typing import Literal, NamedTuple
 import torch
 from torch import nn
 
+from fls.frames import OBS_SHAPE, OBS_SIZE
 from fls.models.blocks import (
     TRUNK_LAYERS,
     DAQNAttention,
@@ -24,8 +25,6 @@ from fls.models.blocks import (
     ones_transpose,
     relative_geometry,
 )
-
-OBS_SHAPE = (4, 84, 84)
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class RenderSpec:
 
 @dataclass(frozen=True)
 class ArchSpec:
-    """One architecture of SPEC's table.
+    """One of the 15 architectures of the paper's Table 2 (docs/models.md).
 
     ``attention`` is the gate kind (None for nature_cnn); ``gate_layers`` lists the trunk layers (0-based)
     followed by a gate, and the attention output lives on the grid of the first of them.
@@ -84,13 +83,13 @@ _DENSE_RENDER = RenderSpec(13, 1, 6)
 
 
 def _specs() -> list[ArchSpec]:
-    dense = dict(trunk="dense", combine="pool", attention_grid=(84, 84), render=_DENSE_RENDER)
+    dense = dict(trunk="dense", combine="pool", attention_grid=(OBS_SIZE, OBS_SIZE), render=_DENSE_RENDER)
     conv1 = dict(attention_grid=(20, 20), render=_CONV1_RENDER)
     return [
         ArchSpec("nature_cnn", "Nature CNN baseline: sparse block, flatten, no attention", attention=None, gate_layers=()),
         ArchSpec("daqn", "DAQN: sparse block, 1x1 tanh attention with spatial softmax, sum-pool", attention="daqn", combine="pool"),
-        # rsppo's grid sits on the 86x86 padded input, i.e. one pixel up-left of the 84x84 one; SPEC (and the
-        # authors' code) still render it with (36, 8, 0) like every sparse model, so we do the same.
+        # rsppo's grid sits on the 86x86 padded input, i.e. one pixel up-left of the 84x84 one; the authors'
+        # code still renders it with (36, 8, 0) like every sparse model, so we do the same (docs/models.md).
         ArchSpec("rsppo", "RS-PPO: input padded to 86x86, sparse block, L2-normalised region-sensitive attention (2 heads), flatten", attention="rs", input_pad=1),
         ArchSpec("rsppo_nopad", "RS-PPO without the input padding", attention="rs"),
         ArchSpec("sparse_fls", "Sparse FLS: sparse block, FLS (3x3, SoftPlus), flatten"),

@@ -12,11 +12,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fls.frames import FRAME_SHAPE, OBS_SIZE
 from fls.models.blocks import ones_transpose
 from fls.models.registry import ArchSpec, get_arch
-
-FRAME_SIZE = (210, 160)  # raw Atari frame (rows, columns)
-INPUT_SIZE = 84
 
 
 def _as_batch(attention: torch.Tensor | np.ndarray, spec: ArchSpec) -> tuple[torch.Tensor, bool, bool]:
@@ -49,13 +47,13 @@ def render_84(attention: torch.Tensor | np.ndarray, spec: ArchSpec | str) -> tor
     t, is_numpy, single = _as_batch(attention, spec)
     r = spec.render
     out = ones_transpose(t, r.receptive_field, r.stride, r.padding).clamp(min=0)
-    if tuple(out.shape[1:]) != (INPUT_SIZE, INPUT_SIZE):  # a RenderSpec inconsistent with its grid
+    if tuple(out.shape[1:]) != (OBS_SIZE, OBS_SIZE):  # a RenderSpec inconsistent with its grid
         raise ValueError(f"{spec.id}: render {r} maps the {spec.attention_grid} grid to {tuple(out.shape[1:])}, not 84x84")
     return _out(out, is_numpy, single)
 
 
 def render_frame(
-    attention: torch.Tensor | np.ndarray, spec: ArchSpec | str, size: tuple[int, int] = FRAME_SIZE
+    attention: torch.Tensor | np.ndarray, spec: ArchSpec | str, size: tuple[int, int] = FRAME_SHAPE
 ) -> torch.Tensor | np.ndarray:
     """(B, h, w) attention -> (B, 210, 160) saliency on the raw frame: ``render_84`` then bilinear upscaling.
 

@@ -1,4 +1,4 @@
-"""PPO and training-run settings (SPEC "PPO": OpenAI Baselines PPO2 Atari defaults).
+"""PPO and training-run settings (OpenAI Baselines PPO2 Atari defaults; docs/training.md, "Settings").
 
 ``TrainConfig`` is the ``train`` section of params.yaml, kept flat so every field maps to one YAML key
 and one CLI flag. ``PPOConfig`` is the optimisation-only view that the trainer and the losses read.

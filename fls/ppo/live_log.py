@@ -22,8 +22,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-LIVE_DIR = "dvclive"
-TB_DIR = "tensorboard"
+from fls.stage_files import LIVE_DIR, TB_DIR
+
 # metrics.csv column -> logged name (namespaces as in CleanRL / common PPO loggers).
 RENAMED = {"eprewmean": "charts/episodic_return", "episodes": "charts/episodes"}
 NOT_LOGGED = ("global_step", "update")  # global_step is the step axis itself

@@ -35,23 +35,21 @@ from typing import Any
 import numpy as np
 import torch
 from torch.distributions import Categorical
+from tqdm.auto import tqdm
 
 from fls.atomic import atomic_path, atomic_write_json
 from fls.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from fls.config import ConfigError
 from fls.device import resolve_device
+from fls.envs.vector import make_vector_env
+from fls.frames import OBS_SHAPE
 from fls.games import get_game
+from fls.models import build_model
 from fls.ppo.config import PPOConfig, TrainConfig
 from fls.ppo.live_log import TrainingLog
 from fls.ppo.losses import ADV_EPS, compute_gae, explained_variance, ppo_losses
 from fls.runinfo import write_run_info
-
-RUN_INFO = "run_info.json"
-CHECKPOINT = "checkpoint.pt"
-MODEL = "model.pt"
-METRICS = "metrics.csv"
-EPISODES = "episodes.csv"
-SUMMARY = "summary.json"
+from fls.stage_files import CHECKPOINT, MODEL, RUN_INFO, TRAIN_EPISODES, TRAIN_METRICS, TRAIN_SUMMARY
 
 METRIC_COLUMNS = (
     "global_step",
@@ -97,7 +95,8 @@ class TrainResult:
 def env_seed(seed: int, update: int) -> int:
     """Env base seed for a session starting after ``update`` updates (env i gets this + i).
 
-    A fresh run uses ``seed`` itself (SPEC: seeds 1, 9, 17, 25, 33 give disjoint env seeds with 8 envs).
+    A fresh run uses ``seed`` itself (the paper's seeds 1, 9, 17, 25, 33 give disjoint env seeds with 8 envs;
+    docs/training.md, ``seed``).
     A resumed run cannot restore the emulators' state, so it restarts every game from a seed derived
     deterministically from (seed, update): resuming twice from the same checkpoint gives the same run.
     """
@@ -192,7 +191,7 @@ class _CsvAppender:
 
 def run_status(out_dir: Path) -> str:
     """"empty", "finished" (summary.json present), "resumable" (checkpoint.pt present) or "started"."""
-    if (out_dir / SUMMARY).exists():
+    if (out_dir / TRAIN_SUMMARY).exists():
         return "finished"
     if (out_dir / CHECKPOINT).exists():
         return "resumable"
@@ -247,13 +246,13 @@ def open_run(cfg: TrainConfig, out_dir: str | os.PathLike[str], *, restart_on_ch
             return open_run(cfg, out)
         except RunMismatchError as exc:
             print(f"{out}: settings changed ({exc.differences}); --restart-on-change: starting afresh", file=sys.stderr)
-            for name in (SUMMARY, MODEL, CHECKPOINT, METRICS, EPISODES, RUN_INFO):
+            for name in (TRAIN_SUMMARY, MODEL, CHECKPOINT, TRAIN_METRICS, TRAIN_EPISODES, RUN_INFO):
                 (out / name).unlink(missing_ok=True)
     state = run_status(out)
 
     # A finished run: check it is this run, then leave every file as it is.
     if state == "finished":
-        summary = _read_json(out / SUMMARY)
+        summary = _read_json(out / TRAIN_SUMMARY)
         if (out / RUN_INFO).exists():
             _check_same_run(cfg, _read_json(out / RUN_INFO).get("config", {}), str(out / RUN_INFO))
         if summary.get("global_step") == cfg.planned_steps:
@@ -262,7 +261,7 @@ def open_run(cfg: TrainConfig, out_dir: str | os.PathLike[str], *, restart_on_ch
                 float(summary.get("eprewmean") if summary.get("eprewmean") is not None else float("nan")),
                 int(summary.get("episodes", 0)), 0.0, 0.0,
             )
-        raise RunMismatchError(f"{out / SUMMARY}: run finished at {summary.get('global_step')} steps, not {cfg.planned_steps}")
+        raise RunMismatchError(f"{out / TRAIN_SUMMARY}: run finished at {summary.get('global_step')} steps, not {cfg.planned_steps}")
 
     checkpoint: dict[str, Any] | None = None
     if state == "resumable":
@@ -295,8 +294,6 @@ class _Trainer:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=True)
         seed_everything(cfg.seed)
-
-        from fls.models import build_model
 
         self.model = build_model(cfg.arch, self.game.num_actions).to(self.device)
         self.channels_last = self.device.type == "cpu" if cfg.channels_last == "auto" else cfg.channels_last == "on"
@@ -407,16 +404,14 @@ class _Trainer:
         )
         # Rows past the checkpoint were produced by the interrupted session: drop them (they will be redone).
         u, gs = self.update, self.global_step
-        _truncate_csv(self.out / METRICS, METRIC_COLUMNS, lambda r: int(r["update"]) <= u)
-        _truncate_csv(self.out / EPISODES, EPISODE_COLUMNS, lambda r: int(r["global_step"]) <= gs)
+        _truncate_csv(self.out / TRAIN_METRICS, METRIC_COLUMNS, lambda r: int(r["update"]) <= u)
+        _truncate_csv(self.out / TRAIN_EPISODES, EPISODE_COLUMNS, lambda r: int(r["global_step"]) <= gs)
         for stale in (MODEL,):
             if (self.out / stale).exists() and self.update < self.cfg.num_updates:
                 (self.out / stale).unlink()
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self, stop_after: int | None, on_update: Callable[[dict[str, Any]], None] | None) -> TrainResult:
-        from fls.envs.vector import make_vector_env
-
         cfg, ppo, dev = self.cfg, self.ppo, self.device
         self._prepare_outputs()
         n, T = ppo.num_envs, ppo.num_steps
@@ -424,7 +419,7 @@ class _Trainer:
             self.game.name, n, env_seed(cfg.seed, self.update), episodic_life=True, noop_max=cfg.noop_max,
             max_episode_steps=cfg.episode_cap, num_threads=cfg.env_threads,
         )
-        obs_buf = torch.zeros((T, n, 4, 84, 84), dtype=torch.uint8, device=dev)
+        obs_buf = torch.zeros((T, n, *OBS_SHAPE), dtype=torch.uint8, device=dev)
         act_buf = torch.zeros((T, n), dtype=torch.long, device=dev)
         logp_buf = torch.zeros((T, n), device=dev)
         rew_buf = torch.zeros((T, n), device=dev)
@@ -434,11 +429,9 @@ class _Trainer:
         # policy-loss mask of ppo_update is all True.
         valid_buf = torch.ones((T, n), dtype=torch.bool, device=dev)
 
-        metrics = _CsvAppender(self.out / METRICS, METRIC_COLUMNS)
-        episodes_csv = _CsvAppender(self.out / EPISODES, EPISODE_COLUMNS)
-        live = TrainingLog.replaying(self.out, self.out / METRICS, tensorboard=cfg.tensorboard)  # dvclive mirror
-        from tqdm.auto import tqdm
-
+        metrics = _CsvAppender(self.out / TRAIN_METRICS, METRIC_COLUMNS)
+        episodes_csv = _CsvAppender(self.out / TRAIN_EPISODES, EPISODE_COLUMNS)
+        live = TrainingLog.replaying(self.out, self.out / TRAIN_METRICS, tensorboard=cfg.tensorboard)  # dvclive mirror
         bar = tqdm(total=cfg.planned_steps, initial=self.global_step, unit="step", disable=not cfg.progress,
                    desc=f"train {cfg.arch} {self.game.name} s{cfg.seed}", dynamic_ncols=True)
         start_time = time.perf_counter()
@@ -535,7 +528,7 @@ class _Trainer:
                              self.episodes, elapsed, sps)
         if status == "finished":
             save_checkpoint(self.out / MODEL, self._payload(with_optimizer=False))
-            atomic_write_json(self.out / SUMMARY, {
+            atomic_write_json(self.out / TRAIN_SUMMARY, {
                 "arch": cfg.arch,
                 "game": self.game.name,
                 "seed": cfg.seed,

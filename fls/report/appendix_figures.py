@@ -18,6 +18,7 @@ import pandas as pd
 
 from fls.report.figures import curve_table, plot_curves, plt, save_figure
 from fls.report.layout import GridConfig, Layout
+from fls.stage_files import EVAL_EPISODES
 
 FIG6_ARCHS = ("sparse_fls", "sparse_fls_norm", "sparse_fls_1x1", "sparse_fls_sp2", "sparse_fls_norelu",
               "sparse_fls_norelu_pool")
@@ -48,7 +49,7 @@ def read_episodes(layout: Layout, game: str, arch: str, seeds: list[int]) -> pd.
     """Episodes of every seed found: columns reward, length (agent steps), seed."""
     frames = []
     for s in seeds:
-        p = layout.eval_dir(game, arch, s) / "episodes.csv"
+        p = layout.eval_dir(game, arch, s) / EVAL_EPISODES
         if not p.exists():
             continue
         df = pd.read_csv(p)

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fls.stage_files import EVAL, SCORE_SUMMARY, TRAIN_METRICS, TRAIN_SUMMARY
+
 METRICS = ("nss", "kl", "sauc", "sauc_exact")
 OPTIONAL_METRICS = ("sauc_exact",)  # absent from summaries written before fls scored it: read as NaN
 
@@ -48,7 +50,7 @@ def read_curve(run_dir: Path) -> pd.DataFrame | None:
 
     ``eprewmean`` is empty (NaN) for the updates before the first finished episode.
     """
-    path = run_dir / "metrics.csv"
+    path = run_dir / TRAIN_METRICS
     if not path.exists():
         return None
     try:
@@ -66,7 +68,7 @@ def read_curve(run_dir: Path) -> pd.DataFrame | None:
 
 def run_complete(run_dir: Path) -> bool:
     """``summary.json`` is written last by ``fls train``; its presence means the run finished."""
-    return (run_dir / "summary.json").exists()
+    return (run_dir / TRAIN_SUMMARY).exists()
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def read_eval(eval_dir: Path) -> EvalResult | None:
 
     Tables 3, 3b and 5 and the profiles all read the same files: each is parsed once per (path, mtime, size).
     """
-    path = Path(eval_dir) / "eval.json"
+    path = Path(eval_dir) / EVAL
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -111,7 +113,7 @@ def read_score(score_dir: Path) -> dict[str, float] | None:
 
     Accepts the metrics at top level or under ``metrics`` (``{"nss": {"mean": ..., "n_defined": ...}}``).
     """
-    path = score_dir / "summary.json"
+    path = score_dir / SCORE_SUMMARY
     if not path.exists():
         return None
     data = _read_json(path)
@@ -132,7 +134,7 @@ def read_score(score_dir: Path) -> dict[str, float] | None:
 
 def score_uses_synthetic_gaze(score_dir: Path) -> bool:
     """True when the scoring summary says its gaze came from the synthetic sample (``synthetic_gaze``)."""
-    path = score_dir / "summary.json"
+    path = score_dir / SCORE_SUMMARY
     return path.exists() and bool(_read_json(path).get("synthetic_gaze", False))
 
 

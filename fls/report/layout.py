@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fls.config import ConfigError
 
-INFINITE_GAME = "BreakoutInfinite"  # evaluation-only variant of Breakout (SPEC "Evaluation")
+INFINITE_GAME = "BreakoutInfinite"  # evaluation-only variant of Breakout (docs/environments.md, "BreakoutInfinite")
 REFERENCE_METHODS = ("uniform", "center_bias")  # model-free saliency baselines
 POSTHOC_METHODS = ("perturbation", "gradient")  # post-hoc saliency of a trained network
 

@@ -16,6 +16,7 @@ import numpy as np
 from fls.report.figures import save_figure  # first: it selects matplotlib's headless backend
 import matplotlib.pyplot as plt  # noqa: E402  isort: skip
 from fls.report.layout import GridConfig, Layout
+from fls.stage_files import MODEL
 
 ROLLOUT_MAX_STEPS = 100_000  # whole-game cap (agent steps) of the rollout env; the step budget ends it much sooner
 
@@ -29,6 +30,7 @@ def pick_steps(n_recorded: int, count: int) -> list[int]:
 
 def rollout_frames(run_dir: Path, game: str, *, steps: int, seed: int) -> tuple[list[np.ndarray], str]:
     """Composed video frames (each (370, 160, 3) RGB) of the model in ``run_dir`` playing ``game``, and its arch."""
+    # deferred: torch, the models and the emulator load only when a Figure 4 is drawn, not for every report
     from fls.checkpoint import load_policy
     from fls.evaluation.video import perception_rollout
 
@@ -70,7 +72,7 @@ def write_perception_panels(
         picked: dict[str, list[int]] = {}
         for arch in grid.score_archs:
             run = layout.run_dir(arch, game, model_seed)
-            if not (run / "model.pt").exists():
+            if not (run / MODEL).exists():
                 continue
             recorded, _ = rollout_frames(run, game, steps=steps, seed=env_seed)
             label = f"{arch} (seed {model_seed})"

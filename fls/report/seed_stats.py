@@ -21,6 +21,7 @@ from fls.report import stats
 from fls.report.inputs import METRICS, read_eval, read_score
 from fls.report.layout import GridConfig, Layout
 from fls.report.tables import Table
+from fls.stage_files import SCORE_PER_INPUT, TRAIN_SUMMARY
 
 BASELINE = "nature_cnn"  # the architecture every other one is compared with (the "free lunch" question)
 ALL_GAMES = "all games"
@@ -62,7 +63,7 @@ def train_steps(grid: GridConfig, layout: Layout) -> dict[str, int]:
     for arch in grid.archs:
         for game in grid.games:
             for s in grid.seeds:
-                p = layout.run_dir(arch, game, s) / "summary.json"
+                p = layout.run_dir(arch, game, s) / TRAIN_SUMMARY
                 if p.exists():
                     data = json.loads(p.read_text())
                     if data.get("source", "fls") == "fls":
@@ -136,7 +137,7 @@ def table4b(grid: GridConfig, layout: Layout, *, seed: int = 0) -> Table:
             if not per_seed:
                 continue
             level = "seeds" if len(per_seed) >= 2 else "inputs"
-            table = pd.read_parquet(per_seed[0][0] / "per_input.parquet") if level == "inputs" else None
+            table = pd.read_parquet(per_seed[0][0] / SCORE_PER_INPUT) if level == "inputs" else None
             for metric in METRICS:
                 if level == "seeds":
                     values = np.array([sc[metric] for _, sc in per_seed])

@@ -19,6 +19,7 @@ import pandas as pd
 
 from fls.report.inputs import METRICS, read_score
 from fls.report.layout import GridConfig, Layout
+from fls.stage_files import SCORE_SUMMARY
 from fls.variants import parse_variant
 
 NAME = "table4_corrections"
@@ -33,7 +34,7 @@ def _main_variant(layout: Layout, grid: GridConfig) -> str:
     for a in grid.score_archs:
         for g in grid.score_games:
             for s in grid.seeds:
-                p = layout.score_dir("attention", a, g, s) / "summary.json"
+                p = layout.score_dir("attention", a, g, s) / SCORE_SUMMARY
                 if p.exists():
                     d = json.loads(p.read_text())
                     return f"{d.get('alignment', 'aligned')}-{d.get('protocol', 'fls')}"

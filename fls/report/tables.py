@@ -4,7 +4,7 @@ Each table is one tidy numeric frame (written as CSV, for scripts) and one displ
 cells (Markdown and LaTeX, for people). A cell we did not run is "—" in the display and empty in the
 CSV: it is never filled in from the paper or from a neighbouring cell.
 
-Statistics (SPEC "Evaluation" and "Saliency metrics"):
+Statistics (docs/evaluation.md, "std"; docs/saliency_metrics.md, "What is scored"; docs/pipeline.md):
 - Table 3/5: mean and std over *all episodes of all seeds* pooled (population std, ddof 0).
 - Table 4: each seed's score is its mean over defined inputs; the table shows mean and std over seeds
   (population std, ddof 0; with one seed the std is 0).

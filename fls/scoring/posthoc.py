@@ -20,9 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fls.metrics import FRAME_SHAPE
-
-INPUT = 84
+from fls.frames import FRAME_SHAPE, OBS_SIZE
 
 
 def _gaussian_kernel1d(sigma: float, device: torch.device) -> torch.Tensor:
@@ -48,7 +46,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def perturbation_masks(
-    sigma: float = 5.0, stride: int = 5, size: int = INPUT, device: torch.device | str = "cpu"
+    sigma: float = 5.0, stride: int = 5, size: int = OBS_SIZE, device: torch.device | str = "cpu"
 ) -> torch.Tensor:
     """``(G, G, size, size)`` Gaussian masks (peak 1) centred on the grid points ``0, stride, 2*stride, ...``."""
     centres = torch.arange(0, size, stride, dtype=torch.float32, device=device)

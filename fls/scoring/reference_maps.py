@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fls.metrics import FRAME_SHAPE
+from fls.frames import FRAME_SHAPE
 
 
 def uniform_map(shape: tuple[int, int] = FRAME_SHAPE) -> np.ndarray:

@@ -26,6 +26,8 @@ from tqdm.auto import tqdm
 
 from fls import metrics as M
 from fls.config import ConfigError
+from fls.frames import FRAME_SHAPE
+from fls.stage_files import RUN_INFO, SCORE_METRICS, SCORE_PER_INPUT, SCORE_PER_TRIAL, SCORE_SUMMARY
 
 METHODS = ("attention", "uniform", "center_bias", "perturbation", "gradient")
 MODEL_METHODS = ("attention", "perturbation", "gradient")
@@ -104,7 +106,7 @@ class SaliencySource:
         else:
             from fls.scoring.reference_maps import reference_map
 
-            self._reference = reference_map(method, M.FRAME_SHAPE, sigma_frac=cfg.center_sigma)
+            self._reference = reference_map(method, FRAME_SHAPE, sigma_frac=cfg.center_sigma)
 
     def native(self, obs: np.ndarray) -> np.ndarray:
         """(B, h, w) float32 maps before upscaling to the frame (84x84 for the model methods).
@@ -167,7 +169,7 @@ def fixation_totals(trial: Any) -> np.ndarray:
 
 def negative_map(trial: Any, others: np.ndarray) -> np.ndarray:
     """(210, 160) summed fixation counts of inputs ``others`` (repeats count again)."""
-    out = np.zeros(M.FRAME_SHAPE, dtype=np.int64)
+    out = np.zeros(FRAME_SHAPE, dtype=np.int64)
     for j in others:
         r, c, n = trial.fixation_points(int(j))
         np.add.at(out, (r, c), n)
@@ -214,7 +216,7 @@ def score_trial(trial: Any, source: SaliencySource, cfg: ScoreConfig) -> pd.Data
             sal = source.to_frame(native[bi] / divisor)
             sal = np.where(has_fix[ks][:, None, None], sal, np.nan)
         else:
-            sal = np.full((len(ks), *M.FRAME_SHAPE), np.nan)
+            sal = np.full((len(ks), *FRAME_SHAPE), np.nan)
             live = ks[has_fix[ks]]  # inputs without fixations are undefined whatever the map: skip the model
             if len(live):
                 sal[has_fix[ks]] = source(trial.inputs[live])
@@ -389,9 +391,9 @@ def score_to_dir(
     df = df[list(PER_INPUT_COLUMNS)]
     synthetic = bool((rows["subject"] == SYNTHETIC_SUBJECT).any())
 
-    with atomic_path(out / "per_input.parquet") as tmp:
+    with atomic_path(out / SCORE_PER_INPUT) as tmp:
         df.to_parquet(tmp, index=False)
-    atomic_write_json(out / "per_trial.json", {"schema_version": SCHEMA_VERSION, "trials": per_trial_summary(df)})
+    atomic_write_json(out / SCORE_PER_TRIAL, {"schema_version": SCHEMA_VERSION, "trials": per_trial_summary(df)})
     summary = {
         "schema_version": SCHEMA_VERSION,
         "game": game_name,
@@ -411,11 +413,11 @@ def score_to_dir(
         "device": str(dev),
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    atomic_write_json(out / "summary.json", summary)
+    atomic_write_json(out / SCORE_SUMMARY, summary)
     # The dvc.yaml `metrics:` file: results only (counts and per-metric statistics), nothing of the config.
-    atomic_write_json(out / "metrics.json", {**{k: summary[k] for k in RESULT_COUNTS}, **summary["metrics"]})
+    atomic_write_json(out / SCORE_METRICS, {**{k: summary[k] for k in RESULT_COUNTS}, **summary["metrics"]})
     write_run_info(
-        out / "run_info.json",
+        out / RUN_INFO,
         resolved(cfg),
         stage="score",
         extra={"game": game_name, "model": model_info, "alignment": alignment},
