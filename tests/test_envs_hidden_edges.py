@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from fls.envs.vector import FIRE, FIRE_SECOND, NOOP, AtariVecEnv, RawStep
-from fls.preprocessing import OBS_SIZE
+from fls.frames import OBS_SIZE
 
 MEANINGS = ["NOOP", "FIRE", "RIGHT", "LEFT"]
 
