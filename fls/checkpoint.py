@@ -20,6 +20,7 @@ Keys (format version 1):
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import random
 from pathlib import Path
@@ -76,8 +77,12 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
     if missing:
         raise ValueError(f"checkpoint payload lacks {missing}")
     data = {"format": FORMAT, "version": VERSION, **payload}
+    # torch.save names the zip's top folder after the file it writes to, here a random temp name; a buffer
+    # gets a fixed name, so the same payload always gives the same bytes (and the same recorded sha256).
+    buf = io.BytesIO()
+    torch.save(data, buf)
     with atomic_path(path) as tmp:
-        torch.save(data, tmp)
+        Path(tmp).write_bytes(buf.getbuffer())
     return Path(path)
 
 

@@ -96,3 +96,14 @@ def test_load_policy_errors(tmp_path):
     save_checkpoint(tmp_path / "model.pt", _payload(build_model("nature_cnn", 4), "sparse_fls"))
     with pytest.raises(CheckpointError, match="do not fit architecture 'sparse_fls'"):
         load_policy(tmp_path)
+
+
+def test_same_payload_gives_the_same_bytes_whatever_the_file_name(tmp_path):
+    """Checkpoints are content-addressed by their sha256 (eval.json, score summaries, the authors' import):
+    torch.save would otherwise embed the name of the atomic write's random temp file in the archive."""
+    torch.manual_seed(0)
+    payload = _payload(build_model("nature_cnn", 4))
+    a = save_checkpoint(tmp_path / "a" / "model.pt", payload)
+    b = save_checkpoint(tmp_path / "checkpoint.pt", payload)
+    assert a.read_bytes() == b.read_bytes()
+    assert load_checkpoint(b)["global_step"] == 3072
