@@ -38,6 +38,7 @@ from fls.authors.convert import ARCH_TO_NETWORK, ConversionError, convert_variab
 from fls.authors.safe_pickle import safe_load
 from fls.checkpoint import file_sha256, save_checkpoint
 from fls.games import UnknownGameError, get_game
+from fls.stage_files import MODEL, RUN_INFO, TRAIN_METRICS, TRAIN_SUMMARY
 
 SCHEMA_VERSION = 1
 TRAIN_NUM_ENVS = 8  # train_baselines.py: --num_env 8 (env i seeded train_seed + i by Baselines' make_vec_env)
@@ -163,7 +164,7 @@ def import_model(model: AuthorsModel, out_dir: Path, *, require_eval: bool = Fal
         raise AuthorsImportError(f"{eval_pkl}: missing (every model folder of the authors' release has one; "
                                  "the comparison with fls's evaluation needs it)")
     sha = file_sha256(model.model_pkl)
-    done = out_dir / "summary.json"
+    done = out_dir / TRAIN_SUMMARY
     if done.is_file():
         try:
             prev = json.loads(done.read_text())
@@ -193,11 +194,11 @@ def import_model(model: AuthorsModel, out_dir: Path, *, require_eval: bool = Fal
         "authors_config": cfg,
     }
     save_checkpoint(
-        out_dir / "model.pt",
+        out_dir / MODEL,
         {"arch": arch, "game": model.game, "num_actions": num_actions, "model": state, "optimizer": None,
          "update": 0, "global_step": global_step, "config": config},
     )
-    atomic_write_text(out_dir / "metrics.csv", _curve_csv(curve))
+    atomic_write_text(out_dir / TRAIN_METRICS, _curve_csv(curve))
     ref_dir = out_dir / "authors"
     if eval_pkl.is_file():
         ref = results.read_eval_pkl(eval_pkl)
@@ -219,9 +220,9 @@ def import_model(model: AuthorsModel, out_dir: Path, *, require_eval: bool = Fal
     }
     from fls.runinfo import write_run_info
 
-    write_run_info(out_dir / "run_info.json", config, stage="import-authors", extra={"sources": sources})
+    write_run_info(out_dir / RUN_INFO, config, stage="import-authors", extra={"sources": sources})
     atomic_write_json(done, {"schema_version": SCHEMA_VERSION, "source": "authors", "global_step": global_step,
-                             "model_sha256": file_sha256(out_dir / "model.pt"), "entry": entry, "sources": sources})
+                             "model_sha256": file_sha256(out_dir / MODEL), "entry": entry, "sources": sources})
     return entry
 
 

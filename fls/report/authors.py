@@ -26,6 +26,7 @@ from fls.authors.results import saliency_means, welch_test
 from fls.report.inputs import read_eval, recorded_checkpoint_sha, run_source
 from fls.report.layout import GridConfig, Layout
 from fls.report.tables import MISSING, Table
+from fls.stage_files import EVAL, SCORE_PER_INPUT, SCORE_SUMMARY, TRAIN_SUMMARY
 
 NAME = "authors_comparison"
 SAL_METRICS = ("nss", "kl", "sauc")
@@ -40,7 +41,7 @@ def imported_cells(grid: GridConfig, layout: Layout) -> list[tuple[str, str, int
 
 
 def _model_sha(run: Path) -> str | None:
-    return json.loads((run / "summary.json").read_text()).get("model_sha256")
+    return json.loads((run / TRAIN_SUMMARY).read_text()).get("model_sha256")
 
 
 def comparison_table(grid: GridConfig, layout: Layout) -> pd.DataFrame:
@@ -54,7 +55,7 @@ def comparison_table(grid: GridConfig, layout: Layout) -> pd.DataFrame:
         if ref is not None:
             row.update(authors_mean=ref.mean(), authors_std=ref.std(), authors_n=ref.size)
         ev_dir = layout.eval_dir(game, arch, seed)
-        ours = read_eval(ev_dir) if sha and recorded_checkpoint_sha(ev_dir / "eval.json", "checkpoint") == sha else None
+        ours = read_eval(ev_dir) if sha and recorded_checkpoint_sha(ev_dir / EVAL, "checkpoint") == sha else None
         if ours is not None:
             row.update(fls_mean=ours.mean, fls_std=ours.std, fls_n=ours.rewards.size)
         if ref is not None and ours is not None:
@@ -62,9 +63,9 @@ def comparison_table(grid: GridConfig, layout: Layout) -> pd.DataFrame:
             row["welch_p"] = np.nan if p is None else p
         sal = read_saliency_reference(run)
         sc_dir = layout.score_dir("attention", arch, game, seed)
-        scored = sha and recorded_checkpoint_sha(sc_dir / "summary.json", "model", "checkpoint") == sha
-        if sal is not None and scored and (sc_dir / "per_input.parquet").is_file():
-            fls_df = pd.read_parquet(sc_dir / "per_input.parquet")
+        scored = sha and recorded_checkpoint_sha(sc_dir / SCORE_SUMMARY, "model", "checkpoint") == sha
+        if sal is not None and scored and (sc_dir / SCORE_PER_INPUT).is_file():
+            fls_df = pd.read_parquet(sc_dir / SCORE_PER_INPUT)
             common = sorted(set(sal["trial_id"]) & set(fls_df["trial_id"]))
             row["trials"] = len(common)
             a, f = saliency_means(sal, common), saliency_means(fls_df, common)

@@ -34,6 +34,7 @@ import pandas as pd  # noqa: E402
 from fls.atomic import atomic_path, atomic_write_text  # noqa: E402
 from fls.report.inputs import read_curve, run_source  # noqa: E402
 from fls.report.layout import GridConfig, Layout  # noqa: E402
+from fls.stage_files import MODEL  # noqa: E402
 
 WINDOW_LABEL = "100-game mean, 95 %"  # what the reference band of Figure 3 is (fls.report.demo_summary)
 FRAMES_PER_STEP = 4  # frame skip: one agent step = 4 emulator frames (the paper's x axis is frames)
@@ -244,7 +245,7 @@ def write_gaze_panels(
         return written
     for game in grid.score_games:
         runs = {a: layout.run_dir(a, game, seed) for a in grid.score_archs}
-        runs = {a: d for a, d in runs.items() if (d / "model.pt").exists()}
+        runs = {a: d for a, d in runs.items() if (d / MODEL).exists()}
         trial = next(iter_trials(atari_head_dir, game, "aligned"), None)
         if not runs or trial is None:
             continue
