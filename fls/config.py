@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from pathlib import Path
 from collections.abc import Callable, Collection
+from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
