@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -147,17 +148,35 @@ def load_config(
     params_file: str | Path | None,
     section: str | None,
     overrides: dict[str, Any] | None = None,
+    *,
+    reads: Collection[str] | Callable[[T], Collection[str]] | None = None,
 ) -> T:
-    """Stage config from ``params_file[section]`` (if given and present) overridden by non-None ``overrides``."""
+    """Stage config from ``params_file[section]`` (if given and present) overridden by non-None ``overrides``.
+
+    ``reads`` names the fields this command takes from the section (or is a function of the config built
+    from the whole section, e.g. of its ``method``, that names them); the default is every field. The
+    section is checked whole either way (unknown keys, types, bounds), but only those fields come from it,
+    the others keep their defaults, and a field a flag sets is never read from the file: the config, and
+    every output that records it, then depends on no params key the DVC stage does not list (dvc.yaml).
+    """
     file_values: dict[str, Any] | None = None
     name = "params"
     if params_file is not None and section is not None:
         params = read_params(params_file)
         name = f"{params_file}:{section}"
         file_values = get_section(params, section, source=str(params_file))
-        # Only keep the keys this config knows when the section is shared with other stages? No: a
-        # section belongs to exactly one config, so unknown keys are typos and raise in build_config.
-    return build_config(cls, file_values, overrides, source_names=(name, "flags"))
+    names = (name, "flags")
+    cfg = build_config(cls, file_values, overrides, source_names=names)  # a section belongs to one config: typos raise
+    if file_values is None:
+        return cfg
+    fields = [f.name for f in dataclasses.fields(cls) if f.init]
+    wanted = list(reads(cfg) if callable(reads) else fields if reads is None else reads)
+    unknown = sorted(set(wanted) - set(fields))
+    if unknown:
+        raise TypeError(f"{cls.__name__}: reads names no field {unknown}")
+    flagged = {k for k, v in (overrides or {}).items() if v is not None}
+    taken = {k: file_values.get(k) for k in wanted if k not in flagged}
+    return build_config(cls, taken, overrides, source_names=names)
 
 
 def resolved(cfg: Any) -> dict[str, Any]:

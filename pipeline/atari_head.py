@@ -9,13 +9,17 @@ from typing import Annotated, Optional
 import typer
 
 from fls.atari_head import AtariHeadConfig
+from fls.atari_head.acquire import DOWNLOAD_READS, PREPROCESS_READS, SAMPLE_READS, acquire, write_download, write_sample
 from fls.config import load_config, resolved
 from fls.runinfo import write_run_info
 from fls.stage_files import RUN_INFO
 from pipeline.errors import cli_errors
 from pipeline.options import OutDir, ParamsFile, Seed
 
-app = typer.Typer(help="Atari-HEAD human gaze data: download, preprocess, synthetic sample, local server.", no_args_is_help=True)
+app = typer.Typer(
+    help="Atari-HEAD human gaze data: acquire (the DVC stage), download, preprocess, synthetic sample, local server.",
+    no_args_is_help=True,
+)
 
 Games = Annotated[
     Optional[str],
@@ -27,8 +31,34 @@ SkipBad = Annotated[
 ]
 
 
-def _config(params: Optional[Path], overrides: dict) -> AtariHeadConfig:
-    return load_config(AtariHeadConfig, params, "atari_head" if params is not None else None, overrides)
+Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+
+
+def _config(params: Optional[Path], overrides: dict, reads: tuple[str, ...]) -> AtariHeadConfig:
+    return load_config(AtariHeadConfig, params, "atari_head" if params is not None else None, overrides, reads=reads)
+
+
+def _sample_line(cfg: AtariHeadConfig, out: Path) -> str:
+    return f"synthetic Atari-HEAD sample (seed {cfg.sample_seed}) written to {out}"
+
+
+def _download_line(result, out: Path) -> str:
+    return (f"{len(result.downloaded)} placed/downloaded, {len(result.skipped)} already complete "
+            f"(verified by {result.verified_by}) in {out}")
+
+
+@app.command("acquire")
+@cli_errors
+def acquire_cmd(
+    out: OutDir,
+    params: Annotated[
+        Path, typer.Option("--params", dir_okay=False, help="params.yaml: data.atari_head_source (sample | zenodo), the data and atari_head keys.")
+    ] = Path("params.yaml"),
+    progress: Progress = True,
+) -> None:
+    """The atari_head_acquire stage: the synthetic sample or the Zenodo download, as data.atari_head_source says."""
+    source, cfg, written = acquire(params, out, progress=progress)
+    typer.echo(_sample_line(cfg, out) if source == "sample" else _download_line(written, out))
 
 
 @app.command("download")
@@ -51,45 +81,15 @@ def download_cmd(
     retries: Annotated[Optional[int], typer.Option("--retries", min=0, help="Retries per file.")] = None,
     backoff: Annotated[Optional[float], typer.Option("--backoff", min=0, help="First retry delay (s), doubled each time.")] = None,
     timeout: Annotated[Optional[float], typer.Option("--timeout", help="Socket timeout (s).")] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
+    progress: Progress = True,
     params: ParamsFile = None,
 ) -> None:
     """Download (resumable, md5-verified) the game zips + meta_data.csv, or verify hand-placed files."""
-    from fls.atari_head.download import download, from_dir as place_from_dir
-
-    cfg = _config(
-        params,
-        {
-            "games": games,
-            "api_url": api_url,
-            "record_id": record_id,
-            "retries": retries,
-            "backoff": backoff,
-            "timeout": timeout,
-            "release": release,
-        },
-    )
-    if from_dir is not None:
-        result = place_from_dir(from_dir, cfg.games, out, record=record, release=cfg.release)
-    else:
-        if record is not None:
-            raise ValueError("--record only applies with --from-dir")
-        result = download(
-            cfg.games,
-            out,
-            api_url=cfg.api_url,
-            record_id=cfg.record_id,
-            retries=cfg.retries,
-            backoff=cfg.backoff,
-            timeout=cfg.timeout,
-            progress=progress,
-            release=cfg.release,
-        )
-    write_run_info(out / RUN_INFO, resolved(cfg), stage="atari_head.download", extra={"result": result.as_dict()})
-    typer.echo(
-        f"{len(result.downloaded)} placed/downloaded, {len(result.skipped)} already complete "
-        f"(verified by {result.verified_by}) in {out}"
-    )
+    overrides = {"games": games, "api_url": api_url, "record_id": record_id, "retries": retries, "backoff": backoff,
+                 "timeout": timeout, "release": release}
+    cfg = _config(params, overrides, DOWNLOAD_READS)
+    result = write_download(cfg, out, progress=progress, from_dir=from_dir, record=record)
+    typer.echo(_download_line(result, out))
 
 
 @app.command("preprocess")
@@ -103,13 +103,14 @@ def preprocess_cmd(
     skip_bad_trials: SkipBad = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Trials preprocessed in parallel.")] = None,
     release: Annotated[Optional[str], typer.Option("--release", help="auto | v2 | v4 (atari_head.release).")] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
+    progress: Progress = True,
     params: ParamsFile = None,
 ) -> None:
     """Replay every trial through the agents' preprocessing; write per-trial NPZs (both gaze alignments) and index.csv."""
     from fls.atari_head.preprocess import preprocess
 
-    cfg = _config(params, {"games": games, "skip_bad_trials": skip_bad_trials, "workers": workers, "release": release})
+    cfg = _config(params, {"games": games, "skip_bad_trials": skip_bad_trials, "workers": workers, "release": release},
+                  PREPROCESS_READS)
     summary = preprocess(
         in_dir,
         out,
@@ -135,20 +136,9 @@ def sample_cmd(
     params: ParamsFile = None,
 ) -> None:
     """Write a small SYNTHETIC dataset in the real Atari-HEAD layout (real ALE frames, fake gaze)."""
-    from fls.atari_head.sample import make_sample
-
-    cfg = _config(params, {"games": games, "sample_seed": seed, "release": release})
-    layout = "v2" if cfg.release == "v2" else "v4"
-    paths = make_sample(
-        out, cfg.sample_seed, cfg.games, frames_per_trial=frames, trials_per_game=trials, release=layout
-    )
-    write_run_info(
-        out / RUN_INFO,
-        resolved(cfg),
-        stage="atari_head.sample",
-        extra={"frames_per_trial": frames, "trials_per_game": trials, "files": sorted(paths)},
-    )
-    typer.echo(f"synthetic Atari-HEAD sample (seed {cfg.sample_seed}) written to {out}")
+    cfg = _config(params, {"games": games, "sample_seed": seed, "release": release}, SAMPLE_READS)
+    write_sample(cfg, out, frames=frames, trials=trials)
+    typer.echo(_sample_line(cfg, out))
 
 
 @app.command("serve")

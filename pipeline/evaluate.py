@@ -61,7 +61,8 @@ def main(
         "video_max_steps": video_max_steps,
         "env_groups": env_groups,
     }
-    cfg = load_config(EvalConfig, params, "evaluate" if params is not None else None, overrides)
+    cfg = load_config(EvalConfig, params, "evaluate" if params is not None else None, overrides,
+                      reads=EvalConfig.fields_read(filming=video is not None or frames is not None))
     result = evaluate_to_dir(
         cfg,
         out,

@@ -72,9 +72,11 @@ def main(
         "device": device,
         "progress": False if quiet else None,
     }
-    cfg = load_config(ScoreConfig, params, "score" if params is not None else None, overrides)
-    has_head = params is not None and "atari_head" in read_params(params)
-    head = load_config(AtariHeadConfig, params, "atari_head" if has_head else None, {"alignment": alignment})
+    cfg = load_config(ScoreConfig, params, "score" if params is not None else None, overrides, reads=ScoreConfig.fields_read)
+    # the gaze to score against, the one atari_head key scoring reads (not at all when a flag gives it)
+    has_head = alignment is None and params is not None and "atari_head" in read_params(params)
+    head = load_config(AtariHeadConfig, params, "atari_head" if has_head else None, {"alignment": alignment},
+                       reads=("alignment",))
     s = score_to_dir(
         cfg,
         out,

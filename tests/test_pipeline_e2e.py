@@ -1,7 +1,8 @@
 """End to end: `dvc repro` of the tiny profile in a copy of the repo, then DVC's bookkeeping.
 
 Checks that every declared output exists and every table parses, that a second `dvc repro` reruns
-nothing, and that changing one param (evaluate.episodes) makes exactly the stages that read it stale.
+nothing, and that changing one param (evaluate.episodes; then, by `dvc status` only, score and atari_head
+keys) makes exactly the stages that read it stale.
 Slow (a few minutes on a 2-core CPU): run with `pytest -m slow tests/test_pipeline_e2e.py`.
 """
 
@@ -163,3 +164,23 @@ def test_changing_one_param_reruns_only_its_dependants(project):
     # `dvc exp show` lists the dvclive training metrics as columns
     exp = _run([str(BIN / "dvc"), "exp", "show", "--csv"], root, env).stdout
     assert "charts.episodic_return" in exp.splitlines()[0] or "charts/episodic_return" in exp.splitlines()[0], exp[:500]
+    # exact params keys (dvc.yaml): a score setting makes stale only the stages whose method reads it
+    main, corrected = {"score@sparse_fls-Breakout-1"}, {"score_corrected@aligned-fls-sparse_fls-Breakout-1"}
+    reference = {"score_reference@uniform-Breakout", "score_reference@center_bias-Breakout"}
+    posthoc = {"score_posthoc@perturbation-nature_cnn-Breakout-1", "score_posthoc@gradient-nature_cnn-Breakout-1"}
+    text = (root / "params.yaml").read_text()
+    for section, key, value, expect in (
+        ("score", "perturb_sigma", 4.0, posthoc),  # one list per stage: the gradient cell too, but no reference
+        ("score", "center_sigma", 0.3, reference),
+        ("score", "protocol", "fls", main | reference | posthoc),  # score_corrected takes it from --variant
+        ("score", "n_draws", 11, main | corrected | reference | posthoc),
+        ("atari_head", "alignment", "aligned", main | reference | posthoc),
+        ("atari_head", "workers", 2, set()),  # untracked: cannot change a preprocessed file
+    ):
+        changed = yaml.safe_load(text)
+        assert changed[section][key] != value
+        changed[section][key] = value
+        (root / "params.yaml").write_text(yaml.safe_dump(changed, sort_keys=False))
+        assert _stale(root, env) == expect, f"{section}.{key}"
+    (root / "params.yaml").write_text(text)
+    assert _stale(root, env) == set()

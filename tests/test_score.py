@@ -16,10 +16,10 @@ from fls.atari_head.dataset import load_trial
 from fls.atari_head.preprocess import preprocess
 from fls.atari_head.sample import make_sample
 from fls.models import render_frame
-from fls.scoring import PER_INPUT_COLUMNS, ScoreConfig, ScoringError, score_model
+from fls.scoring import METHODS, METRICS, PER_INPUT_COLUMNS, ScoreConfig, ScoringError, score_model
 from fls.scoring.posthoc import gradient_saliency, perturbation_saliency, to_frame
 from fls.scoring.reference_maps import center_bias_map, reference_map
-from fls.scoring.score import fixation_totals, negative_map, select_trials
+from fls.scoring.score import METHOD_FIELDS, fixation_totals, negative_map, select_trials
 from helpers import fresh_model
 from pipeline.app import app
 
@@ -149,6 +149,28 @@ def test_posthoc_methods_run_on_a_real_model(trials):
     for method in ("gradient", "perturbation"):
         df = score_model(fresh_model("sparse_fls"), t, ScoreConfig(method=method, max_inputs=2, n_draws=5, perturb_stride=21, **CPU))
         assert len(df) == 2 and df["nss"].notna().all() and df["sauc"].notna().all()
+
+
+# another value for each field only one method reads (fls.scoring.score.METHOD_FIELDS)
+OWN_FIELD_CHANGES = {"center_sigma": 0.1, "perturb_sigma": 2.0, "perturb_stride": 21, "perturb_blur": 1.0}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_only_a_methods_own_fields_change_its_scores(trials, method):
+    """`fls score` takes only ``fields_read()`` from params.yaml (and dvc.yaml tracks only those): the
+    other methods' fields must not move this method's scores, and its own must."""
+    assert set(OWN_FIELD_CHANGES) == {f for fs in METHOD_FIELDS.values() for f in fs}
+    model = None if method in ("uniform", "center_bias") else fresh_model("sparse_fls")
+    base = dict(method=method, max_inputs=3, n_draws=5, perturb_stride=11, **CPU)
+    ref = score_model(model, trials[:1], ScoreConfig(**base))
+    own = METHOD_FIELDS.get(method, ())
+    for name, value in OWN_FIELD_CHANGES.items():
+        assert (name in ScoreConfig(method=method).fields_read()) == (name in own)
+        df = score_model(model, trials[:1], ScoreConfig(**{**base, name: value}))
+        if name in own:
+            assert not df[list(METRICS)].equals(ref[list(METRICS)]), f"{method}: {name} changed nothing"
+        else:
+            pd.testing.assert_frame_equal(df, ref)
 
 
 # ------------------------------------------------------------------------------------------ CLI

@@ -35,6 +35,7 @@ from fls.games import base_game
 
 SCHEMA_VERSION = 1
 EPISODE_FIELDS = ("env", "index_in_env", "reward", "length_frames", "length_steps", "truncated")
+VIDEO_FIELDS = ("video_max_steps", "frame_every")  # EvalConfig fields read only by --video / --frames
 
 
 class EvaluationError(ValueError):
@@ -93,6 +94,15 @@ class EvalConfig:
 
     def env_seeds(self) -> list[int]:
         return [self.seed + i for i in range(self.num_envs)]
+
+    @classmethod
+    def fields_read(cls, filming: bool) -> tuple[str, ...]:
+        """The fields an evaluation reads: the video ones (``VIDEO_FIELDS``) only when it also films.
+
+        ``fls evaluate`` takes only these from params.yaml, so ``eval.json`` (which records the config)
+        depends on no key the evaluate stages do not track.
+        """
+        return tuple(f.name for f in dataclasses.fields(cls) if filming or f.name not in VIDEO_FIELDS)
 
 
 @dataclass(frozen=True)

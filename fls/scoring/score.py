@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -34,6 +34,11 @@ MODEL_METHODS = ("attention", "perturbation", "gradient")
 METRICS = ("nss", "kl", "sauc", "sauc_exact")
 PER_INPUT_COLUMNS = ("trial_id", "subject", "input", "frame_id", "n_fixations", "nss", "kl", "sauc", "sauc_exact")
 PROTOCOLS = ("authors", "fls")
+# ScoreConfig fields only one method reads (every other field is read by every method)
+METHOD_FIELDS: dict[str, tuple[str, ...]] = {
+    "center_bias": ("center_sigma",),
+    "perturbation": ("perturb_sigma", "perturb_stride", "perturb_blur"),
+}
 SCHEMA_VERSION = 2
 
 
@@ -62,6 +67,15 @@ class ScoreConfig:
     max_trials: Optional[int] = None  # quick runs: first N trials (by trial id)
     max_inputs: Optional[int] = None  # quick runs: first N inputs of each trial
     progress: bool = True
+
+    def fields_read(self) -> tuple[str, ...]:
+        """The fields a run of ``method`` reads: all but the other methods' own (``METHOD_FIELDS``).
+
+        ``fls score`` takes only these from params.yaml, so the score stages of dvc.yaml list only them
+        and a uniform map is not rescored when ``perturb_sigma`` changes.
+        """
+        others = {f for m, fs in METHOD_FIELDS.items() if m != self.method for f in fs}
+        return tuple(f.name for f in fields(self) if f.name not in others)
 
     def validate(self) -> None:
         where = "score"
