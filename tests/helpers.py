@@ -6,6 +6,10 @@ sys.path, as for ``baselines_reference``).
 from __future__ import annotations
 
 import csv
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +22,7 @@ from fls.models import build_model
 from fls.ppo.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # the venv's bin: fls and dvc for the slow end-to-end tests
 
 
 def tiny_train_config(**overrides: Any) -> TrainConfig:
@@ -64,3 +69,34 @@ def fixation_map(shape: tuple[int, int], points: dict[tuple[int, int], int]) -> 
     for (r, c), n in points.items():
         f[r, c] = n
     return f
+
+
+# -- slow tier: `dvc repro` in a throw-away copy of the repository -------------------------------------------
+def run_checked(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 1500) -> subprocess.CompletedProcess:
+    """Run a command; on failure the assertion shows the tail of its output."""
+    res = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, f"{' '.join(args)} failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}"
+    return res
+
+
+def copy_repo(dst: Path) -> None:
+    """The checkout's files as git sees them (tracked + untracked, not ignored): no outputs, no venv."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
+                            check=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = REPO / rel
+        if src.is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / rel)
+
+
+def commit_project(root: Path, message: str) -> dict[str, str]:
+    """Make the copy at ``root`` a git repository with one commit; returns the env its commands run with
+    (this venv's fls/dvc first, the copy's code on PYTHONPATH, one OpenMP thread, no DVC analytics)."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(root),
+           "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1"}
+    git = ["git", "-c", "user.email=e2e@example.invalid", "-c", "user.name=e2e"]
+    run_checked(["git", "init", "-q"], root, env)
+    run_checked(git + ["add", "-A"], root, env)
+    run_checked(git + ["commit", "-qm", message], root, env)
+    return env

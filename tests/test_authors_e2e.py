@@ -10,11 +10,6 @@ imported weights, and report the authors' numbers beside fls's. Slow (about a mi
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,17 +17,11 @@ import pytest
 import torch
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from helpers import BIN, REPO, commit_project, copy_repo, run_checked as _run
+
 MODELS = [("nature_cnn", "Breakout", 1), ("sparse_fls", "Breakout", 1)]
 
 pytestmark = pytest.mark.slow
-
-
-def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    res = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
-    assert res.returncode == 0, f"{' '.join(args)} failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}"
-    return res
 
 
 def _authors_profile() -> dict:
@@ -50,21 +39,11 @@ def project(tmp_path_factory):
     from fls.authors.synthetic import make_authors_tree
 
     root = tmp_path_factory.mktemp("authors_e2e")
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
-                            check=True).stdout.decode().split("\0")
-    for rel in filter(None, listed):
-        if (REPO / rel).is_file():
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, root / rel)
+    copy_repo(root)
     (root / "params.yaml").write_text(yaml.safe_dump(_authors_profile(), sort_keys=False))
     # the synthetic sample's Breakout trials are 101 (regular) and 102 (highscore): the authors scored both
     make_authors_tree(root / "data" / "authors", MODELS, saliency_trials={"Breakout": [101, 102]}, curve_points=6)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(root),
-           "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1"}
-    git = ["git", "-c", "user.email=e2e@example.invalid", "-c", "user.name=e2e"]
-    _run(["git", "init", "-q"], root, env)
-    _run(git + ["add", "-A"], root, env)
-    _run(git + ["commit", "-qm", "tiny authors profile"], root, env)
+    env = commit_project(root, "tiny authors profile")
     res = _run([str(BIN / "dvc"), "repro"], root, env)
     return root, env, res.stdout
 

@@ -9,38 +9,16 @@ Slow (a few minutes on a 2-core CPU): run with `pytest -m slow tests/test_pipeli
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from helpers import REPO
-
-BIN = Path(sys.executable).parent
+from helpers import BIN, REPO, commit_project, copy_repo, run_checked as _run
 
 pytestmark = pytest.mark.slow
-
-
-def _run(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 1500) -> subprocess.CompletedProcess:
-    res = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert res.returncode == 0, f"{' '.join(args)} failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}"
-    return res
-
-
-def _copy_repo(dst: Path) -> None:
-    """The checkout's files as git sees them (tracked + untracked, not ignored): no outputs, no venv."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
-                            check=True).stdout.decode().split("\0")
-    for rel in filter(None, listed):
-        src = REPO / rel
-        if src.is_file():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel)
 
 
 def _stale(cwd: Path, env: dict[str, str]) -> set[str]:
@@ -51,14 +29,9 @@ def _stale(cwd: Path, env: dict[str, str]) -> set[str]:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    _copy_repo(root)
+    copy_repo(root)
     shutil.copy(root / "profiles" / "tiny.yaml", root / "params.yaml")
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(root),
-           "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1"}
-    git = ["git", "-c", "user.email=e2e@example.invalid", "-c", "user.name=e2e"]
-    _run(["git", "init", "-q"], root, env)
-    _run(git + ["add", "-A"], root, env)
-    _run(git + ["commit", "-qm", "tiny profile"], root, env)
+    env = commit_project(root, "tiny profile")
     res = _run([str(BIN / "dvc"), "repro"], root, env)
     return root, env, res.stdout
 
