@@ -14,19 +14,17 @@ is never shown as a re-evaluation of the authors' model.
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from fls.authors.importer import read_eval_reference, read_saliency_reference
 from fls.authors.results import saliency_means, welch_test
-from fls.report.inputs import read_eval, recorded_checkpoint_sha, run_source
+from fls.report.inputs import imported_model_sha, read_eval, recorded_checkpoint_sha, run_source
 from fls.report.layout import GridConfig, Layout
 from fls.report.tables import MISSING, Table
-from fls.stage_files import EVAL, SCORE_PER_INPUT, SCORE_SUMMARY, TRAIN_SUMMARY
+from fls.stage_files import EVAL, SCORE_PER_INPUT, SCORE_SUMMARY
 
 NAME = "authors_comparison"
 SAL_METRICS = ("nss", "kl", "sauc")
@@ -40,16 +38,12 @@ def imported_cells(grid: GridConfig, layout: Layout) -> list[tuple[str, str, int
             if run_source(layout.run_dir(a, g, s)) == "authors"]
 
 
-def _model_sha(run: Path) -> str | None:
-    return json.loads((run / TRAIN_SUMMARY).read_text()).get("model_sha256")
-
-
 def comparison_table(grid: GridConfig, layout: Layout) -> pd.DataFrame:
     """One row per imported model of the grid; NaN where a side is missing (not run, no saliency.pkl)."""
     rows = []
     for arch, game, seed in imported_cells(grid, layout):
         run = layout.run_dir(arch, game, seed)
-        sha = _model_sha(run)
+        sha = imported_model_sha(run)
         row = {c: np.nan for c in COLUMNS} | {"arch": arch, "game": game, "seed": seed, "trials": 0}
         ref = read_eval_reference(run)
         if ref is not None:
