@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from pipeline import atari_head, env, evaluate, grid, import_authors, models, report, score, train
+from pipeline import atari_head, env, evaluate, grid, import_authors, models, params, report, score, train
 
 app = typer.Typer(
     name="fls",
@@ -33,6 +33,7 @@ app.command("report")(report.main)
 app.add_typer(grid.app, name="grid")
 app.add_typer(env.app, name="env")
 app.command("import-authors")(import_authors.main)
+app.add_typer(params.app, name="params")
 
 
 def main() -> None:
