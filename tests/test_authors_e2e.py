@@ -17,6 +17,7 @@ import pytest
 import torch
 import yaml
 
+from fls.profiles import load_profile
 from helpers import BIN, REPO, commit_project, copy_repo, run_checked as _run
 
 MODELS = [("nature_cnn", "Breakout", 1), ("sparse_fls", "Breakout", 1)]
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 def _authors_profile() -> dict:
     """The tiny profile's settings with every seed imported and only the stages this check needs."""
-    params = yaml.safe_load((REPO / "profiles" / "tiny.yaml").read_text())
+    params = load_profile(REPO / "profiles" / "tiny.yaml")  # as rendered into params.yaml
     params["profile"] = "tiny_authors"
     params["grid"].update(archs=["nature_cnn", "sparse_fls"], games=["Breakout"], seeds=[1], train_seeds=[],
                           import_seeds=[1], infinite_archs=[], score_archs=["sparse_fls"], score_games=["Breakout"],

@@ -21,10 +21,12 @@ from click.testing import CliRunner
 
 import fls.config
 from fls.atari_head.acquire import SOURCES, UNTRACKED
+from fls.profiles import load_profile
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-PROFILES = {p.name: yaml.safe_load(p.read_text()) for p in [REPO / "params.yaml", *sorted((REPO / "profiles").glob("*.yaml"))]}
+# each profile as DVC sees it: rendered into params.yaml (fls.profiles: the overrides over the defaults)
+PROFILES = {p.name: load_profile(p) for p in [REPO / "params.yaml", *sorted((REPO / "profiles").glob("*.yaml"))]}
 UNTRACKED_KEYS = {f"atari_head.{f}" for f in UNTRACKED}
 
 

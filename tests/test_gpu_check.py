@@ -26,9 +26,9 @@ def test_gpu_check_quick_on_cpu(tmp_path, capsys):
     assert res["train"]["multi"]["2"]["nature_cnn"] > 0
     assert res["evaluate"]["agent_steps_per_s"] > 0 and res["score"]["inputs_per_s"] > 0
     assert res["gpu_memory_mib_per_run"]["nature_cnn"] is None  # CPU
-    import yaml
+    from fls.profiles import load_profile
 
-    params = yaml.safe_load((ROOT / "profiles" / "paper.yaml").read_text())
+    params = load_profile(ROOT / "profiles" / "paper.yaml")
     params["grid"]["archs"] = [a for a in params["grid"]["archs"] if not a.startswith("dense")]  # not measured by --quick
     report = grid_cost(params, load_bench(out))
     assert report.total > 0

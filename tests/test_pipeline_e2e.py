@@ -9,13 +9,13 @@ Slow (a few minutes on a 2-core CPU): run with `pytest -m slow tests/test_pipeli
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from fls.profiles import render
 from helpers import BIN, REPO, commit_project, copy_repo, run_checked as _run
 
 pytestmark = pytest.mark.slow
@@ -30,7 +30,7 @@ def _stale(cwd: Path, env: dict[str, str]) -> set[str]:
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     copy_repo(root)
-    shutil.copy(root / "profiles" / "tiny.yaml", root / "params.yaml")
+    (root / "params.yaml").write_text(render(root / "profiles" / "tiny.yaml", root))  # fls params render
     env = commit_project(root, "tiny profile")
     res = _run([str(BIN / "dvc"), "repro"], root, env)
     return root, env, res.stdout

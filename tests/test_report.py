@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from fls.atomic import atomic_write_json
 from fls.config import ConfigError, build_config, load_config
 from fls.evaluation.evaluate import EPISODE_FIELDS, summarize
+from fls.profiles import load_profile, render
 from fls.report import GridConfig, Layout, build_report, figures, paper, perception, tables
 from fls.report.build import ReportConfig
 from fls.report.inputs import ReportInputError
@@ -350,8 +351,8 @@ def test_grid_seed_sources():
 PROFILES = [REPO / "params.yaml", *sorted((REPO / "profiles").glob("*.yaml"))]
 
 
-@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
-def test_every_profile_loads_into_every_stage_config(path):
+@pytest.mark.parametrize("src", PROFILES, ids=lambda p: p.name)
+def test_every_profile_loads_into_every_stage_config(src, tmp_path):
     from fls.atari_head import AtariHeadConfig, head_game
     from fls.evaluation.evaluate import EvalConfig
     from fls.ppo.config import TrainConfig
@@ -359,7 +360,9 @@ def test_every_profile_loads_into_every_stage_config(path):
 
     from fls.authors.importer import AuthorsConfig
 
-    params = yaml.safe_load(path.read_text())
+    params = load_profile(src)  # the profile as rendered into params.yaml (fls params render)
+    path = tmp_path / "params.yaml"
+    path.write_text(render(src))
     assert isinstance(params["profile"], str) and params["data"]["atari_head_source"] in ("sample", "zenodo")
     grid = build_config(GridConfig, params["grid"])
     # dvc.yaml's train / import_authors matrices interpolate both lists: every profile spells them out
@@ -373,8 +376,10 @@ def test_every_profile_loads_into_every_stage_config(path):
     assert {head_game(g) for g in grid.score_games} <= heads  # every scored game is acquired
 
 
-def test_paper_profile_is_the_paper_protocol():
-    params = yaml.safe_load((REPO / "profiles" / "paper.yaml").read_text())
+def test_paper_profile_is_the_paper_protocol(tmp_path):
+    params = load_profile(REPO / "profiles" / "paper.yaml")
+    paper_file = tmp_path / "params.yaml"
+    paper_file.write_text(render(REPO / "profiles" / "paper.yaml"))
     g = params["grid"]
     from fls.games import GAMES
     from fls.models import ARCHS
@@ -387,17 +392,17 @@ def test_paper_profile_is_the_paper_protocol():
     from fls.evaluation.evaluate import EvalConfig
     from fls.ppo.config import TrainConfig
 
-    ev = load_config(EvalConfig, REPO / "profiles" / "paper.yaml", "evaluate")
+    ev = load_config(EvalConfig, paper_file, "evaluate")
     caps = [ev.max_episode_steps_for(game) for game in ("Breakout", "BreakoutInfinite", "Seaquest", "SpaceInvaders")]
     assert caps == [30000, 30000, 100000, 75000]  # agent steps (docs/evaluation.md)
-    tr = load_config(TrainConfig, REPO / "profiles" / "paper.yaml", "train")
+    tr = load_config(TrainConfig, paper_file, "train")
     assert (tr.max_episode_steps, tr.max_episode_steps_by_game) == (100000, {"SpaceInvaders": 75000})
 
 
 def test_authors_profile_is_the_paper_profile_on_the_authors_weights():
     """profiles/authors.yaml: the paper's grid, evaluation and scoring, every seed imported, none trained."""
-    paper = yaml.safe_load((REPO / "profiles" / "paper.yaml").read_text())
-    authors = yaml.safe_load((REPO / "profiles" / "authors.yaml").read_text())
+    paper = load_profile(REPO / "profiles" / "paper.yaml")
+    authors = load_profile(REPO / "profiles" / "authors.yaml")
     assert authors["profile"] == "authors"
     assert authors["grid"]["train_seeds"] == [] and authors["grid"]["import_seeds"] == paper["grid"]["seeds"]
     for p in (paper, authors):
@@ -414,7 +419,7 @@ def _dvc_stage_groups(tmp_path: Path, profile: Path) -> dict[str, int]:
     for name in ("dvc.yaml", ".dvc/config"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, tmp_path / name)
-    shutil.copy(profile, tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text(render(profile))
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     res = subprocess.run([str(Path(sys.executable).parent / "dvc"), "stage", "list", "--name-only"], cwd=tmp_path,
                          capture_output=True, text=True, env={**__import__("os").environ, "DVC_NO_ANALYTICS": "1"})
@@ -483,13 +488,6 @@ def test_fig3_dvc_plot_draws_a_line_per_arch_and_a_panel_per_game():
     assert "datum.arch" in series["calculate"] and "datum.source == 'authors'" in series["calculate"]
     used = {"game", "arch", "source", "eprewmean_std"} | {plot["x"], plot["y"]}
     assert used <= set(figures.CURVE_COLUMNS)
-
-
-def test_params_yaml_is_the_demo_profile_when_it_says_so():
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    if params.get("profile") != "demo":
-        pytest.skip(f"params.yaml holds the {params.get('profile')!r} profile")
-    assert (REPO / "params.yaml").read_bytes() == (REPO / "profiles" / "demo.yaml").read_bytes()
 
 
 # ------------------------------------------------------------------------------------------ Table 3b / 4b
