@@ -10,7 +10,8 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # CPU torch is a local wheel on the dev/CI machines; on a GPU machine use e.g. TORCH_SPEC='torch==2.13.0' with the CUDA index.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
-# make repro PROFILE=paper copies profiles/paper.yaml over params.yaml first (see docs/pipeline.md).
+# make repro PROFILE=paper first renders profiles/paper.yaml (its overrides over the configs' defaults) into
+# params.yaml: `fls params render --profile paper` (see docs/pipeline.md).
 PROFILE ?=
 
 .PHONY: env repro test test-slow test-all bench lint docker-smoke clean-env
@@ -26,7 +27,7 @@ env: $(STAMP)
 
 repro: env
 	@git rev-parse --is-inside-work-tree >/dev/null 2>&1 || { echo "error: run inside the git checkout (dvc needs it)"; exit 2; }
-	@if [ -n "$(PROFILE)" ]; then test -f profiles/$(PROFILE).yaml || { echo "error: no profiles/$(PROFILE).yaml"; exit 2; }; cp profiles/$(PROFILE).yaml params.yaml; echo "params.yaml <- profiles/$(PROFILE).yaml"; fi
+	@if [ -n "$(PROFILE)" ]; then $(BIN)/fls params render --profile $(PROFILE) --out params.yaml || exit 2; fi
 	$(BIN)/dvc repro
 
 test: env
