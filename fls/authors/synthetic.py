@@ -18,6 +18,7 @@ import numpy as np
 from fls.atomic import atomic_write_bytes
 from fls import tb_events as events
 from fls.authors.convert import ARCH_TO_NETWORK, expected_variables
+from fls.frames import OBS_SIZE
 
 
 class _JoblibLikePickler(pickle._Pickler):
@@ -52,12 +53,10 @@ def random_baselines_variables(network: str, num_actions: int, rng: np.random.Ge
     """
     from fls.authors.convert import network_to_arch
     from fls.models import ARCHS
-    from fls.models.blocks import TRUNK_LAYERS
+    from fls.models.blocks import TRUNK_LAYERS, trunk_output_size
 
     spec = ARCHS[network_to_arch(network)]
-    size = 84 + 2 * spec.input_pad
-    for layer in TRUNK_LAYERS[spec.trunk]:
-        size = layer.output_size(size)
+    size = trunk_output_size(TRUNK_LAYERS[spec.trunk], OBS_SIZE + 2 * spec.input_pad)
     # sum-pooling adds up H*W positions: shrink the first fc so logits stay O(1) and 1e-5 stays meaningful
     pool_scale = 1.0 / (size * size) if spec.combine == "pool" else 1.0
     out: dict[str, np.ndarray] = {}

@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fls.atomic import atomic_path, atomic_write_text  # noqa: E402
+from fls.frames import FRAME_COLS, FRAME_ROWS, FRAME_SHAPE  # noqa: E402
 from fls.report.inputs import read_curve, run_source  # noqa: E402
 from fls.report.layout import GridConfig, Layout  # noqa: E402
 from fls.stage_files import MODEL  # noqa: E402
@@ -173,7 +174,7 @@ def saliency_for(run_dir: Path, trial_inputs: np.ndarray, ks: Sequence[int], bat
                 if b0 + i in want:
                     chosen[b0 + i] = m84[i]
     stack = torch.stack([chosen[int(k)] for k in ks]) / (top if not np.isclose(top, 0.0) else 1.0)
-    out = F.interpolate(stack[:, None], size=(210, 160), mode="bilinear", align_corners=False)[:, 0]
+    out = F.interpolate(stack[:, None], size=FRAME_SHAPE, mode="bilinear", align_corners=False)[:, 0]
     return out.numpy().astype(np.float64), str(meta["arch"])
 
 
@@ -263,7 +264,7 @@ def write_gaze_panels(
                 background = None
         if background is None:
             source = "gray network input (raw frames not found)"
-            background = np.stack([cv2.resize(trial.inputs[k, -1], (160, 210), interpolation=cv2.INTER_LINEAR) for k in ks])
+            background = np.stack([cv2.resize(trial.inputs[k, -1], (FRAME_COLS, FRAME_ROWS), interpolation=cv2.INTER_LINEAR) for k in ks])
         fixations = [trial.fixation_points(k)[:2] for k in ks]
         saliency = {f"{a} (seed {seed})": saliency_for(d, trial.inputs, ks)[0] for a, d in runs.items()}
         subject = "SYNTHETIC gaze" if trial.subject == "SYN" else f"subject {trial.subject}"
