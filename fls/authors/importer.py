@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from fls.atomic import atomic_path, atomic_write_json, atomic_write_text
 from fls import tb_events as events
@@ -38,6 +39,8 @@ from fls.authors.convert import ARCH_TO_NETWORK, ConversionError, convert_variab
 from fls.authors.safe_pickle import safe_load
 from fls.checkpoint import file_sha256, save_checkpoint
 from fls.games import UnknownGameError, get_game
+from fls.models import ARCHS
+from fls.runinfo import write_run_info
 from fls.stage_files import MODEL, RUN_INFO, TRAIN_METRICS, TRAIN_SUMMARY
 
 SCHEMA_VERSION = 1
@@ -107,8 +110,6 @@ def discover(root: str | Path) -> list[AuthorsModel]:
 
 def find_model(root: str | Path, arch: str, game: str, seed: int) -> AuthorsModel:
     """The one ``<game>.<network>/<seed>/`` folder of (arch, game, seed) under ``root``; other folders are not read."""
-    from fls.models import ARCHS
-
     root = Path(root)
     if arch not in ARCHS:
         raise AuthorsImportError(f"unknown architecture '{arch}' (valid: {', '.join(ARCHS)})")
@@ -218,8 +219,6 @@ def import_model(model: AuthorsModel, out_dir: Path, *, require_eval: bool = Fal
         "num_actions": num_actions, "global_step": global_step,
         "has_eval": eval_pkl.is_file(), "has_saliency": sal_pkl.is_file(), "has_curve": bool(curve),
     }
-    from fls.runinfo import write_run_info
-
     write_run_info(out_dir / RUN_INFO, config, stage="import-authors", extra={"sources": sources})
     atomic_write_json(done, {"schema_version": SCHEMA_VERSION, "source": "authors", "global_step": global_step,
                              "model_sha256": file_sha256(out_dir / MODEL), "entry": entry, "sources": sources})
@@ -241,8 +240,6 @@ def import_authors(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Import every model under ``src`` (or only the given archs x games x seeds) into ``out``; write the index."""
-    from tqdm import tqdm
-
     out = Path(out)
     models = discover(src)
     want = lambda vals, v: vals is None or v in vals  # noqa: E731
