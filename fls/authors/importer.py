@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,16 +81,31 @@ class AuthorsModel:
         return found[0] if found else None
 
 
-def discover(root: str | Path) -> list[AuthorsModel]:
-    """Every ``<game>.<network>/<seed>/model.pkl`` under ``root``, sorted by (arch, game, seed)."""
+def _model_folders(root: str | Path) -> Iterator[tuple[Path, re.Match[str]]]:
+    """(folder, name match) of every ``<game>.<network>`` folder directly under ``root``: the download's layout.
+
+    Lazy, so that a caller's own argument checks come before the download is looked at.
+    """
     root = Path(root)
     if not root.is_dir():
         raise AuthorsImportError(f"{root}: not a directory (expected the authors' download with <game>.<network>/<seed>/ folders)")
-    found = []
     for sub in sorted(root.iterdir()):
         m = _FOLDER.match(sub.name)
-        if not sub.is_dir() or not m:
-            continue
+        if sub.is_dir() and m:
+            yield sub, m
+
+
+def _seed_folders(folder: Path) -> Iterator[tuple[Path, int | None]]:
+    """(subfolder, seed) of a ``<game>.<network>`` folder; the seed is the integer name (None if it is not one)."""
+    for sub in sorted(folder.iterdir()):
+        if sub.is_dir():
+            yield sub, int(sub.name) if sub.name.isdecimal() else None  # isdecimal: exactly what int() reads
+
+
+def discover(root: str | Path) -> list[AuthorsModel]:
+    """Every ``<game>.<network>/<seed>/model.pkl`` under ``root``, sorted by (arch, game, seed)."""
+    found = []
+    for sub, m in _model_folders(root):
         try:
             game = get_game(m["game"]).name
         except UnknownGameError as exc:
@@ -99,12 +114,12 @@ def discover(root: str | Path) -> list[AuthorsModel]:
             arch = network_to_arch(m["network"])
         except ConversionError as exc:
             raise AuthorsImportError(f"{sub}: {exc}") from None
-        for seed_dir in sorted(sub.iterdir()):
-            if not seed_dir.is_dir() or not (seed_dir / "model.pkl").is_file():
+        for seed_dir, seed in _seed_folders(sub):
+            if not (seed_dir / "model.pkl").is_file():
                 continue
-            if not seed_dir.name.isdigit():
+            if seed is None:
                 raise AuthorsImportError(f"{seed_dir}: seed folder name must be an integer (e.g. 01)")
-            found.append(AuthorsModel(seed_dir, game, m["network"], arch, int(seed_dir.name)))
+            found.append(AuthorsModel(seed_dir, game, m["network"], arch, seed))
     return sorted(found, key=lambda a: (a.arch, a.game, a.seed))
 
 
@@ -115,11 +130,8 @@ def find_model(root: str | Path, arch: str, game: str, seed: int) -> AuthorsMode
         raise AuthorsImportError(f"unknown architecture '{arch}' (valid: {', '.join(ARCHS)})")
     game = get_game(game).name
     network = ARCH_TO_NETWORK[arch]
-    if not root.is_dir():
-        raise AuthorsImportError(f"{root}: not a directory (expected the authors' download with <game>.<network>/<seed>/ folders)")
-    folders = [d for d in sorted(root.iterdir()) if d.is_dir() and (m := _FOLDER.match(d.name)) and m["network"] == network
-               and m["game"].lower() == game.lower()]
-    seeds = [s for f in folders for s in sorted(f.iterdir()) if s.is_dir() and s.name.isdigit() and int(s.name) == int(seed)]
+    folders = [d for d, m in _model_folders(root) if m["network"] == network and m["game"].lower() == game.lower()]
+    seeds = [d for f in folders for d, s in _seed_folders(f) if s == int(seed)]
     if len(seeds) != 1:
         what = "no" if not seeds else f"{len(seeds)}"
         raise AuthorsImportError(f"{root}: {what} folder {game}.{network}/{int(seed):02d}/ for {arch} {game} seed {seed} "
