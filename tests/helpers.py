@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from fls.atari_head.preprocess import preprocess
+from fls.atari_head.sample import make_sample
 from fls.checkpoint import save_checkpoint
 from fls.config import build_config
 from fls.models import build_model
@@ -69,6 +71,17 @@ def fixation_map(shape: tuple[int, int], points: dict[tuple[int, int], int]) -> 
     for (r, c), n in points.items():
         f[r, c] = n
     return f
+
+
+def preprocessed_sample(
+    raw: Path, pre: Path, *, seed: int, frames: int, trials: int, highscore: int = 0, release: str = "v4"
+) -> Path:
+    """A tiny synthetic Atari-HEAD download of Breakout in ``raw`` (real ALE frames, fake gaze), preprocessed
+    into ``pre`` as the scoring and report stages read it; returns ``pre``."""
+    make_sample(raw, seed=seed, games="breakout", frames_per_trial=frames, trials_per_game=trials,
+                highscore_trials=highscore, release=release)
+    preprocess(raw, pre, "breakout", progress=False)
+    return pre
 
 
 # -- slow tier: `dvc repro` in a throw-away copy of the repository -------------------------------------------

@@ -12,7 +12,14 @@ import torch.nn.functional as F
 from typer.testing import CliRunner
 
 from fls.models import ARCHS, PolicyOutput, UnknownArchError, build_model, count_parameters, model_summaries
-from fls.models.blocks import DENSE_LAYERS, SPARSE_LAYERS, TRUNK_LAYERS, relative_geometry
+from fls.models.blocks import (
+    DENSE_LAYERS,
+    SPARSE_LAYERS,
+    TRUNK_LAYERS,
+    GatedConvTrunk,
+    ones_transpose,
+    relative_geometry,
+)
 
 # Table 2 of the paper (Breakout, 4 actions); embedded so the tests need nothing outside the repo.
 TABLE2 = {
@@ -253,6 +260,73 @@ def test_layer_geometry_agrees_with_render_specs():
         r = spec.render
         assert relative_geometry(TRUNK_LAYERS[spec.trunk], -1, deepest) == (r.receptive_field, r.stride, r.padding)
     assert relative_geometry(DENSE_LAYERS, -1, 2) == (13, 1, 6)
+
+
+# The paper's three grid kinds (Table 2, docs/models.md "Saliency maps"): (attention grid, (r, s, p)).
+_SPARSE, _FIRST, _DENSE = ((7, 7), (36, 8, 0)), ((20, 20), (8, 4, 0)), ((84, 84), (13, 1, 6))
+PAPER_GEOMETRY = {
+    **{arch: _SPARSE for arch in TABLE2_IDS[:11]},  # nature_cnn .. sparse_fls_norelu_pool, rsppo included
+    "sparse_fls_first": _FIRST,
+    "sparse_fls_each": _FIRST,
+    "dense_fls_pool": _DENSE,
+    "dense_fls_norelu_pool": _DENSE,
+}
+
+
+def test_derived_grid_and_render_equal_the_papers_for_every_arch():
+    assert set(PAPER_GEOMETRY) == set(ARCHS) and len(PAPER_GEOMETRY) == 15
+    for arch, (grid, render) in PAPER_GEOMETRY.items():
+        spec = ARCHS[arch]
+        assert spec.attention_grid == grid, arch
+        assert (spec.render.receptive_field, spec.render.stride, spec.render.padding) == render, arch
+
+
+def test_rsppo_grid_comes_from_the_padded_input_but_renders_unpadded():
+    rsppo, nopad = ARCHS["rsppo"], ARCHS["rsppo_nopad"]
+    assert rsppo.input_pad == 1 and nopad.input_pad == 0
+    # 86x86 -> 20 -> 9 -> 7, the same grid as 84x84 -> 20 -> 9 -> 7; the render rule ignores the pad.
+    assert rsppo.attention_grid == nopad.attention_grid == (7, 7)
+    assert rsppo.render == nopad.render
+    with torch.device("meta"):
+        assert build_model("rsppo", 4).feature_grid == (7, 7)
+
+
+def _seen_pixels(layers, src_size, unit):
+    """Input pixels one unit of the last of ``layers`` depends on, by autograd through a real trunk.
+
+    All weights positive, biases zero and the input all ones, so every ReLU passes and no contribution
+    cancels: a pixel's gradient is non-zero exactly when the unit sees it.
+    """
+    trunk = GatedConvTrunk(tuple(layers), in_channels=1)
+    with torch.no_grad():
+        for conv in trunk.convs:
+            conv.weight.fill_(0.01)
+            conv.bias.zero_()
+    x = torch.ones(1, 1, src_size, src_size, requires_grad=True)
+    out, _ = trunk(x)
+    out[0, 0, unit[0], unit[1]].backward()
+    return x.grad[0, 0] != 0, out.shape[-1]
+
+
+@pytest.mark.parametrize("trunk", sorted(TRUNK_LAYERS))
+def test_relative_geometry_paints_exactly_the_pixels_a_unit_sees(trunk):
+    layers = TRUNK_LAYERS[trunk]
+    sizes = [84]
+    for layer in layers:
+        sizes.append(layer.output_size(sizes[-1]))
+    for src in range(-1, len(layers) - 1):
+        for dst in range(src + 1, len(layers)):
+            rf, stride, pad = relative_geometry(layers, src, dst)
+            src_size = sizes[src + 1]
+            n = sizes[dst + 1]
+            for unit in {(0, 0), (n - 1, n - 1), (0, n - 1), (n // 2, n // 3), (1, n - 2)}:
+                seen, grid = _seen_pixels(layers[src + 1 : dst + 1], src_size, unit)
+                assert grid == n
+                one_hot = torch.zeros(1, n, n)
+                one_hot[0, unit[0], unit[1]] = 1.0
+                painted = ones_transpose(one_hot, rf, stride, pad)[0]
+                assert painted.shape == (src_size, src_size), (src, dst)
+                assert torch.equal(painted != 0, seen), (trunk, src, dst, unit)
 
 
 def test_model_summaries_fields():

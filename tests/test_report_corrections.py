@@ -10,6 +10,7 @@ import pandas as pd
 from fls.atomic import atomic_write_json, atomic_write_text
 from fls.report import appendix_figures, table4_corrections
 from fls.report.layout import GridConfig, Layout
+from helpers import preprocessed_sample
 
 
 def summary(path, nss, sauc, alignment, protocol):
@@ -58,16 +59,12 @@ def test_raw_rgb_of_a_preprocessed_trial_both_releases(tmp_path):
     import cv2
 
     from fls.atari_head.dataset import iter_trials, read_raw_rgb
-    from fls.atari_head.preprocess import preprocess
-    from fls.atari_head.sample import make_sample
     from fls.preprocessing import process_pair
 
     for release in ("v4", "v2"):
         raw = tmp_path / release
-        make_sample(raw, seed=2, games="breakout", frames_per_trial=14, trials_per_game=1, highscore_trials=0,
-                    release=release)
-        preprocess(raw, tmp_path / f"pre_{release}", "breakout", progress=False)
-        trial = next(iter_trials(tmp_path / f"pre_{release}", "breakout"))
+        pre = preprocessed_sample(raw, tmp_path / f"pre_{release}", seed=2, frames=14, trials=1, release=release)
+        trial = next(iter_trials(pre, "breakout"))
         a, b = trial.frame_ids[2]
         rgb = read_raw_rgb(raw, trial, [a, b])
         # the raw files read back are the ones the network input was pooled from

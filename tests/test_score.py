@@ -13,14 +13,12 @@ from typer.testing import CliRunner
 
 from fls import metrics as M
 from fls.atari_head.dataset import load_trial
-from fls.atari_head.preprocess import preprocess
-from fls.atari_head.sample import make_sample
 from fls.models import render_frame
 from fls.scoring import METHODS, METRICS, PER_INPUT_COLUMNS, ScoreConfig, ScoringError, score_model
 from fls.scoring.posthoc import gradient_saliency, perturbation_saliency, to_frame
 from fls.scoring.reference_maps import center_bias_map, reference_map
 from fls.scoring.score import METHOD_FIELDS, fixation_totals, negative_map, select_trials
-from helpers import fresh_model
+from helpers import fresh_model, preprocessed_sample
 from pipeline.app import app
 
 runner = CliRunner()
@@ -29,9 +27,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def head_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("atari_head")
-    make_sample(root / "raw", seed=3, games="breakout", frames_per_trial=48, trials_per_game=2, highscore_trials=0)
-    preprocess(root / "raw", root / "pre", "breakout", progress=False)
-    return root / "pre"
+    return preprocessed_sample(root / "raw", root / "pre", seed=3, frames=48, trials=2)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fls.config import ConfigError
 from fls.games import get_game
 
 RECORD_ID = "3451402"  # version 4; the paper's Table 4 used the early release 2603190 (profiles/paper.yaml)
@@ -75,8 +76,6 @@ class AtariHeadConfig:
     alignment: str = "aligned"  # gaze of each input, read by `fls score`: authors (their off-by-one) | aligned
 
     def validate(self) -> None:
-        from fls.config import ConfigError
-
         if self.retries < 0:
             raise ConfigError(f"atari_head: field 'retries' must be >= 0, got {self.retries}")
         if self.backoff < 0:

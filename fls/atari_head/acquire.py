@@ -14,15 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fls.atari_head import AtariHeadConfig
+from fls.atari_head.download import DownloadResult, download
+from fls.atari_head.download import from_dir as place_from_dir
+from fls.atari_head.sample import make_sample
 from fls.config import ConfigError, load_config, resolved
 from fls.runinfo import write_run_info
 from fls.stage_files import RUN_INFO
-
-if TYPE_CHECKING:
-    from fls.atari_head.download import DownloadResult
 
 SOURCES = ("sample", "zenodo")
 
@@ -61,8 +60,6 @@ class DataConfig:
 
 def write_sample(cfg: AtariHeadConfig, out: str | Path, *, frames: int, trials: int) -> dict[str, Path]:
     """The synthetic sample (``cfg.release`` v2 = flat layout, else v4) plus run_info.json in ``out``."""
-    from fls.atari_head.sample import make_sample
-
     out = Path(out)
     layout = "v2" if cfg.release == "v2" else "v4"
     paths = make_sample(out, cfg.sample_seed, cfg.games, frames_per_trial=frames, trials_per_game=trials, release=layout)
@@ -84,9 +81,6 @@ def write_download(
     record: str | Path | None = None,
 ) -> DownloadResult:
     """The record's files for ``cfg.games`` (or hand-placed ones from ``from_dir``) plus run_info.json in ``out``."""
-    from fls.atari_head.download import download
-    from fls.atari_head.download import from_dir as place_from_dir
-
     out = Path(out)
     if from_dir is not None:
         result = place_from_dir(from_dir, cfg.games, out, record=record, release=cfg.release)

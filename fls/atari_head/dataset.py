@@ -6,13 +6,16 @@ per trial would be ~130 KB per input; maps are rebuilt on demand. Schema: docs/a
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from fls.atari_head import AtariHeadError
+from fls.atari_head import AtariHeadError, paper_game
+from fls.atari_head.flat import discover_flat_trials, read_flat_trial
+from fls.atari_head.parse import decode_png, discover_trials, read_frame_pngs
 from fls.atari_head.preprocess import ALIGNMENTS, FIX_ARRAYS, INDEX_COLUMNS, SCHEMA_VERSION
 from fls.frames import FRAME_COLS, FRAME_ROWS, OBS_SHAPE
 
@@ -161,8 +164,6 @@ def load_index(directory: str | Path) -> pd.DataFrame:
 
 def iter_trials(directory: str | Path, game: str | None = None, alignment: str = "aligned") -> Iterator[Trial]:
     """Every non-skipped trial in the index (optionally of one game, by paper or Atari-HEAD name)."""
-    from fls.atari_head import paper_game
-
     df = load_index(directory)
     df = df[df["skipped"] == ""]
     if game is not None:
@@ -175,11 +176,6 @@ def read_raw_rgb(raw_dir: str | Path, trial: Trial, numbers: Sequence[int]) -> d
     """RGB (210, 160, 3) uint8 of the raw files ``numbers`` (1-based) of a preprocessed trial, from the raw
     download (``<game>.zip`` for v4, the flat trial files for v2). The NPZs keep only the 84x84 gray
     inputs; the figures that show the colour frame read these few files back instead (one trial's tar)."""
-    import zipfile
-
-    from fls.atari_head.flat import discover_flat_trials, read_flat_trial
-    from fls.atari_head.parse import decode_png, discover_trials, read_frame_pngs
-
     raw_dir = Path(raw_dir)
     want = sorted({int(n) for n in numbers})
     if trial.release == "v2":

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from fls.atari_head import API_URL, HEAD_GAMES, RECORD_ID, AtariHeadError, parse_games
 from fls.atari_head.flat import META_FILE, RECORD_RELEASE, RELEASES, parse_meta, trial_keys
+from fls.atari_head.parse import discover_trials
 from fls.atomic import atomic_path, atomic_write_json
 
 EXTRA_FILES = ("meta_data.csv", "action_enums.txt")
@@ -301,8 +302,6 @@ def download(
 
 def check_zip_layout(path: Path, game: str) -> None:
     """Without md5s: the zip opens and holds at least one ``<game>/<trial>.tar.bz2`` + ``.txt`` pair."""
-    from fls.atari_head.parse import discover_trials
-
     try:
         with zipfile.ZipFile(path) as zf:
             refs = discover_trials(zf, game)

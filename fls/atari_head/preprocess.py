@@ -28,6 +28,7 @@ import csv
 import io
 import time
 import zipfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -331,8 +332,6 @@ def preprocess(
                 bar.update(1)
                 bar.set_postfix(frames=sum(r["n_frames"] for r in rows))
         else:
-            from concurrent.futures import ProcessPoolExecutor
-
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 futures = [pool.submit(_process_trial, z, ref, out_dir, skip_bad_trials, release) for z, ref in jobs]
                 for fut in futures:  # in job order, so index.csv does not depend on scheduling

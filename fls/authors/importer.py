@@ -23,13 +23,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from fls.atomic import atomic_path, atomic_write_json, atomic_write_text
 from fls import tb_events as events
@@ -38,6 +39,8 @@ from fls.authors.convert import ARCH_TO_NETWORK, ConversionError, convert_variab
 from fls.authors.safe_pickle import safe_load
 from fls.checkpoint import file_sha256, save_checkpoint
 from fls.games import UnknownGameError, get_game
+from fls.models import ARCHS
+from fls.runinfo import write_run_info
 from fls.stage_files import MODEL, RUN_INFO, TRAIN_METRICS, TRAIN_SUMMARY
 
 SCHEMA_VERSION = 1
@@ -78,16 +81,31 @@ class AuthorsModel:
         return found[0] if found else None
 
 
-def discover(root: str | Path) -> list[AuthorsModel]:
-    """Every ``<game>.<network>/<seed>/model.pkl`` under ``root``, sorted by (arch, game, seed)."""
+def _model_folders(root: str | Path) -> Iterator[tuple[Path, re.Match[str]]]:
+    """(folder, name match) of every ``<game>.<network>`` folder directly under ``root``: the download's layout.
+
+    Lazy, so that a caller's own argument checks come before the download is looked at.
+    """
     root = Path(root)
     if not root.is_dir():
         raise AuthorsImportError(f"{root}: not a directory (expected the authors' download with <game>.<network>/<seed>/ folders)")
-    found = []
     for sub in sorted(root.iterdir()):
         m = _FOLDER.match(sub.name)
-        if not sub.is_dir() or not m:
-            continue
+        if sub.is_dir() and m:
+            yield sub, m
+
+
+def _seed_folders(folder: Path) -> Iterator[tuple[Path, int | None]]:
+    """(subfolder, seed) of a ``<game>.<network>`` folder; the seed is the integer name (None if it is not one)."""
+    for sub in sorted(folder.iterdir()):
+        if sub.is_dir():
+            yield sub, int(sub.name) if sub.name.isdecimal() else None  # isdecimal: exactly what int() reads
+
+
+def discover(root: str | Path) -> list[AuthorsModel]:
+    """Every ``<game>.<network>/<seed>/model.pkl`` under ``root``, sorted by (arch, game, seed)."""
+    found = []
+    for sub, m in _model_folders(root):
         try:
             game = get_game(m["game"]).name
         except UnknownGameError as exc:
@@ -96,29 +114,24 @@ def discover(root: str | Path) -> list[AuthorsModel]:
             arch = network_to_arch(m["network"])
         except ConversionError as exc:
             raise AuthorsImportError(f"{sub}: {exc}") from None
-        for seed_dir in sorted(sub.iterdir()):
-            if not seed_dir.is_dir() or not (seed_dir / "model.pkl").is_file():
+        for seed_dir, seed in _seed_folders(sub):
+            if not (seed_dir / "model.pkl").is_file():
                 continue
-            if not seed_dir.name.isdigit():
+            if seed is None:
                 raise AuthorsImportError(f"{seed_dir}: seed folder name must be an integer (e.g. 01)")
-            found.append(AuthorsModel(seed_dir, game, m["network"], arch, int(seed_dir.name)))
+            found.append(AuthorsModel(seed_dir, game, m["network"], arch, seed))
     return sorted(found, key=lambda a: (a.arch, a.game, a.seed))
 
 
 def find_model(root: str | Path, arch: str, game: str, seed: int) -> AuthorsModel:
     """The one ``<game>.<network>/<seed>/`` folder of (arch, game, seed) under ``root``; other folders are not read."""
-    from fls.models import ARCHS
-
     root = Path(root)
     if arch not in ARCHS:
         raise AuthorsImportError(f"unknown architecture '{arch}' (valid: {', '.join(ARCHS)})")
     game = get_game(game).name
     network = ARCH_TO_NETWORK[arch]
-    if not root.is_dir():
-        raise AuthorsImportError(f"{root}: not a directory (expected the authors' download with <game>.<network>/<seed>/ folders)")
-    folders = [d for d in sorted(root.iterdir()) if d.is_dir() and (m := _FOLDER.match(d.name)) and m["network"] == network
-               and m["game"].lower() == game.lower()]
-    seeds = [s for f in folders for s in sorted(f.iterdir()) if s.is_dir() and s.name.isdigit() and int(s.name) == int(seed)]
+    folders = [d for d, m in _model_folders(root) if m["network"] == network and m["game"].lower() == game.lower()]
+    seeds = [d for f in folders for d, s in _seed_folders(f) if s == int(seed)]
     if len(seeds) != 1:
         what = "no" if not seeds else f"{len(seeds)}"
         raise AuthorsImportError(f"{root}: {what} folder {game}.{network}/{int(seed):02d}/ for {arch} {game} seed {seed} "
@@ -218,8 +231,6 @@ def import_model(model: AuthorsModel, out_dir: Path, *, require_eval: bool = Fal
         "num_actions": num_actions, "global_step": global_step,
         "has_eval": eval_pkl.is_file(), "has_saliency": sal_pkl.is_file(), "has_curve": bool(curve),
     }
-    from fls.runinfo import write_run_info
-
     write_run_info(out_dir / RUN_INFO, config, stage="import-authors", extra={"sources": sources})
     atomic_write_json(done, {"schema_version": SCHEMA_VERSION, "source": "authors", "global_step": global_step,
                              "model_sha256": file_sha256(out_dir / MODEL), "entry": entry, "sources": sources})
@@ -241,8 +252,6 @@ def import_authors(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Import every model under ``src`` (or only the given archs x games x seeds) into ``out``; write the index."""
-    from tqdm import tqdm
-
     out = Path(out)
     models = discover(src)
     want = lambda vals, v: vals is None or v in vals  # noqa: E731

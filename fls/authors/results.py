@@ -128,7 +128,7 @@ def welch_test(a: np.ndarray, b: np.ndarray) -> dict[str, float | None]:
     Undefined (None) when either side has fewer than two values; two constant samples with the same mean
     give p = 1, with different means p = 0.
     """
-    from scipy import stats
+    from scipy import stats  # deferred: ~1 s to import, only this function uses it, and every `fls` start loads this module
 
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.size < 2 or b.size < 2:

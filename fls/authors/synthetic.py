@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,11 @@ import numpy as np
 
 from fls.atomic import atomic_write_bytes
 from fls import tb_events as events
-from fls.authors.convert import ARCH_TO_NETWORK, expected_variables
+from fls.authors.convert import ARCH_TO_NETWORK, expected_variables, network_to_arch
+from fls.frames import OBS_SIZE
+from fls.games import get_game
+from fls.models import ARCHS
+from fls.models.blocks import TRUNK_LAYERS, trunk_output_size
 
 
 class _JoblibLikePickler(pickle._Pickler):
@@ -50,14 +55,8 @@ def random_baselines_variables(network: str, num_actions: int, rng: np.random.Ge
 
     With ``optimizer`` it also holds Adam's slots and beta powers, as a real save of all global variables does.
     """
-    from fls.authors.convert import network_to_arch
-    from fls.models import ARCHS
-    from fls.models.blocks import TRUNK_LAYERS
-
     spec = ARCHS[network_to_arch(network)]
-    size = 84 + 2 * spec.input_pad
-    for layer in TRUNK_LAYERS[spec.trunk]:
-        size = layer.output_size(size)
+    size = trunk_output_size(TRUNK_LAYERS[spec.trunk], OBS_SIZE + 2 * spec.input_pad)
     # sum-pooling adds up H*W positions: shrink the first fc so logits stay O(1) and 1e-5 stays meaningful
     pool_scale = 1.0 / (size * size) if spec.combine == "pool" else 1.0
     out: dict[str, np.ndarray] = {}
@@ -88,8 +87,6 @@ def make_authors_tree(
 ) -> list[Path]:
     """Folders ``root/<game>.<network>/<seed:02d>/`` for (arch, game, seed) triples: model.pkl, config.json,
     eval.pkl, an event file, and saliency.pkl where ``saliency_trials`` lists trial numbers for that game."""
-    from fls.games import get_game
-
     rng = np.random.default_rng(seed)
     folders = []
     for arch, game, train_seed in models:
@@ -109,8 +106,6 @@ def make_authors_tree(
         events.write_event_file(folder / "events.out.tfevents.1560000000.synthetic", rows)
         trials = (saliency_trials or {}).get(game)
         if trials:
-            from collections import OrderedDict
-
             recs = []
             for t in trials:
                 m = {k: rng.uniform(0, 2, size=inputs_per_trial) for k in ("nss", "kldiv", "sauc")}

@@ -24,6 +24,7 @@ from fls.grid.executor import (
     run_plan,
 )
 from fls.grid.plan import Plan, PlanError, build_plan, parse_selectors
+from fls.grid.progress import GridProgress, write_summary
 from fls.runinfo import write_run_info
 from fls.stage_files import RUN_INFO
 
@@ -63,15 +64,13 @@ def run_grid(
 
     ``gpus_per_run=None`` asks for 0.25 GPU per stage when the cluster has GPUs and none otherwise.
     """
-    from fls.grid.progress import GridProgress, write_summary
-
     recorder = DvcRecorder(root)
     try:
         plan = build_plan(recorder.root, selectors, with_upstream=with_upstream, repo=recorder.repo)
         if dry_run or not plan.stages:
             return GridOutcome(plan, None, None)
         started_ray = connect_ray(address)
-        import ray
+        import ray  # deferred: Ray takes seconds to import and only a running grid needs it
 
         try:
             resources = ray.cluster_resources()

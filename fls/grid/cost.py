@@ -23,12 +23,16 @@ Bench JSON (schema ``fls-gpu-check/1``; only these keys are read)::
 
 from __future__ import annotations
 
+import importlib.util
+import io
 import json
+from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fls.config import ConfigError
+from fls.models import get_arch
 
 SCHEMA = "fls-gpu-check/1"
 TARGET_NODE_HOURS = 300.0  # issue 14's goal for the paper grid on 1-GPU / 16-core nodes
@@ -111,8 +115,6 @@ def load_bench(path: str | Path) -> dict[str, Any]:
 
 def arch_class(arch: str) -> str:
     """Which measured representative prices ``arch`` (see the module docstring)."""
-    from fls.models import get_arch
-
     spec = get_arch(arch)
     if spec.trunk == "dense":
         return "dense_fls_pool"
@@ -203,10 +205,6 @@ def grid_cost(
 
 def measure_here() -> dict[str, Any]:
     """Run ``benchmarks/gpu_check.py --quick`` on this machine (about a minute on a quiet 2-core CPU)."""
-    import importlib.util
-    import io
-    from contextlib import redirect_stdout
-
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
     if not path.exists():
         raise CostError(f"{path}: not found; pass --bench with a gpu_check JSON instead")

@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from fls.grid.plan import DOWNSTREAM, Plan, PlannedStage
+from fls.grid.plan import DOWNSTREAM, Plan, PlannedStage, at_root, canonical_name, dvc_target, open_repo
 
 GRID_DIR = ".fls_grid"
 LOG_HEADER = "### fls-grid: start"
@@ -139,8 +139,6 @@ class DvcRecorder:
     """
 
     def __init__(self, root: str | os.PathLike[str], lock_wait_s: float = 120.0) -> None:
-        from fls.grid.plan import open_repo
-
         self.repo = open_repo(root)
         # One "Updating lock file" line per commit would drown the progress view.
         logging.getLogger("dvc").setLevel(max(logging.getLogger("dvc").getEffectiveLevel(), logging.WARNING))
@@ -157,10 +155,9 @@ class DvcRecorder:
 
         Someone may run `dvc status` beside the grid: a busy lock is retried for ``lock_wait_s``.
         """
+        # deferred: DVC takes seconds to import and only a running grid needs it (so does fls.grid.plan)
         from dvc.lock import LockError
         from dvc.repo import lock_repo
-
-        from fls.grid.plan import at_root
 
         deadline = time.monotonic() + self.lock_wait_s
         with contextlib.ExitStack() as stack:
@@ -176,8 +173,6 @@ class DvcRecorder:
             yield self
 
     def _stage(self, name: str) -> Any:
-        from fls.grid.plan import canonical_name
-
         index = self.repo.index
         if self._names is None or self._names[0] is not index:
             self._names = (index, {canonical_name(s, self.root): s for s in index.stages})
@@ -187,8 +182,6 @@ class DvcRecorder:
             raise KeyError(f"stage {name} is no longer in the DVC pipeline") from None
 
     def is_stale(self, name: str) -> bool:
-        from fls.grid.plan import dvc_target
-
         with self.session():
             return bool(self.repo.status(targets=[dvc_target(self._stage(name))]))
 
@@ -199,8 +192,6 @@ class DvcRecorder:
 
     def commit(self, name: str) -> None:
         """``dvc commit <name> --force``: store outputs in the cache and write deps/outs hashes to dvc.lock."""
-        from fls.grid.plan import dvc_target
-
         with self.session():
             self.repo.commit(dvc_target(self._stage(name)), force=True)
 
@@ -215,7 +206,7 @@ def connect_ray(address: str | None, *, num_cpus: int | None = None, num_gpus: i
     An already initialised Ray (a test, a notebook) is reused as is.
     """
     os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
-    import ray
+    import ray  # deferred: Ray takes seconds to import and only a running grid needs it
 
     if ray.is_initialized():
         return False
@@ -378,7 +369,7 @@ def run_plan(
     poll_s: float = 1.0,
 ) -> GridResult:
     """Run every planned stage on the connected Ray cluster; returns when all are terminal."""
-    import ray
+    import ray  # deferred, as in connect_ray
 
     options.validate()
     resources = ray.cluster_resources()

@@ -156,8 +156,8 @@ def at_root(root: str) -> Iterator[None]:
 
 def open_repo(root: str | os.PathLike[str]) -> Any:
     """``dvc.repo.Repo`` at ``root``, with DVC's errors turned into one-line PlanErrors."""
+    # deferred here and below: DVC takes seconds to import and only grid planning needs it
     from dvc.exceptions import NotDvcRepoError
-
     from dvc.repo import Repo
 
     path = Path(root)
@@ -183,7 +183,7 @@ def build_plan(
     selected one must run first and are pulled in, or, with ``with_upstream=False``, refused with an
     error naming them.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # deferred, as in open_repo
 
     own = repo is None
     if own:
@@ -204,7 +204,7 @@ def build_plan(
 def _plan_from_graph(
     root: str, graph: Any, status: dict[str, Any], selectors: tuple[str, ...], with_upstream: bool
 ) -> Plan:
-    import networkx as nx
+    import networkx as nx  # deferred: DVC's graph library, loaded with DVC (see open_repo)
 
     stages = {canonical_name(s, root): s for s in graph.nodes}
     names = {s: n for n, s in stages.items()}

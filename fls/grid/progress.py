@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from tqdm import tqdm
+
 from fls.atomic import atomic_write_json
 from fls.grid.executor import (
     BLOCKED,
@@ -76,8 +78,6 @@ class GridProgress:
     """tqdm bar over the planned stages with done/running/failed/blocked counts and a duration-based ETA."""
 
     def __init__(self, total: int, slots: int, *, file: TextIO | None = None, disable: bool | None = None) -> None:
-        from tqdm import tqdm
-
         self.slots = slots
         self.bar = tqdm(
             total=total,

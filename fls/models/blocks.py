@@ -66,6 +66,13 @@ DENSE_LAYERS: tuple[ConvLayer, ...] = (
 TRUNK_LAYERS: dict[str, tuple[ConvLayer, ...]] = {"sparse": SPARSE_LAYERS, "dense": DENSE_LAYERS}
 
 
+def trunk_output_size(layers: tuple[ConvLayer, ...], size: int) -> int:
+    """Side of the square map that ``layers`` make of a ``size`` x ``size`` input."""
+    for layer in layers:
+        size = layer.output_size(size)
+    return size
+
+
 def relative_geometry(layers: tuple[ConvLayer, ...], src: int, dst: int) -> tuple[int, int, int]:
     """(receptive field, stride, padding) of one unit of layer ``dst`` on the output grid of layer ``src``.
 

@@ -24,6 +24,7 @@ from fls.models.blocks import (
     combine,
     ones_transpose,
     relative_geometry,
+    trunk_output_size,
 )
 
 
@@ -41,7 +42,9 @@ class ArchSpec:
     """One of the 15 architectures of the paper's Table 2 (docs/models.md).
 
     ``attention`` is the gate kind (None for nature_cnn); ``gate_layers`` lists the trunk layers (0-based)
-    followed by a gate, and the attention output lives on the grid of the first of them.
+    followed by a gate, and the attention output lives on the grid of the first of them. The attention grid
+    and its render geometry are not declared but derived from the trunk's layers (``attention_grid``,
+    ``render``), so they cannot drift from the network they describe.
     """
 
     id: str
@@ -55,8 +58,6 @@ class ArchSpec:
     softplus2: bool = False
     normalize_attention: bool = False
     combine: Literal["flatten", "pool"] = "flatten"
-    attention_grid: tuple[int, int] = (7, 7)
-    render: RenderSpec = RenderSpec(36, 8, 0)
 
     def __post_init__(self) -> None:
         where = f"architecture '{self.id}'"
@@ -76,20 +77,37 @@ class ArchSpec:
     def has_attention(self) -> bool:
         return self.attention is not None
 
+    @property
+    def grid_layer(self) -> int:
+        """The trunk layer whose output grid the attention lives on: the first gate's, else (nature_cnn,
+        which returns zeros) the last layer's, where its features are."""
+        return self.gate_layers[0] if self.gate_layers else len(TRUNK_LAYERS[self.trunk]) - 1
 
-_SPARSE_RENDER = RenderSpec(36, 8, 0)
-_CONV1_RENDER = RenderSpec(8, 4, 0)
-_DENSE_RENDER = RenderSpec(13, 1, 6)
+    @property
+    def attention_grid(self) -> tuple[int, int]:
+        """(h, w) of the attention output: the padded input pushed through the trunk up to ``grid_layer``."""
+        size = trunk_output_size(TRUNK_LAYERS[self.trunk][: self.grid_layer + 1], OBS_SIZE + 2 * self.input_pad)
+        return (size, size)
+
+    @property
+    def render(self) -> RenderSpec:
+        """Ones-kernel geometry that paints ``attention_grid`` onto the 84x84 input: one ``grid_layer`` unit's
+        receptive field, stride and padding relative to the input (``relative_geometry``).
+
+        Rule for a padded input (rsppo): ``input_pad`` is left out. Its grid really sits ``input_pad`` pixels
+        up-left (true padding ``p + input_pad``), but the authors render rsppo like every sparse model, and
+        we follow them so its saliency maps are theirs (docs/models.md); the padded input's grid is still 7x7.
+        """
+        return RenderSpec(*relative_geometry(TRUNK_LAYERS[self.trunk], -1, self.grid_layer))
 
 
 def _specs() -> list[ArchSpec]:
-    dense = dict(trunk="dense", combine="pool", attention_grid=(OBS_SIZE, OBS_SIZE), render=_DENSE_RENDER)
-    conv1 = dict(attention_grid=(20, 20), render=_CONV1_RENDER)
+    dense = dict(trunk="dense", combine="pool")
     return [
         ArchSpec("nature_cnn", "Nature CNN baseline: sparse block, flatten, no attention", attention=None, gate_layers=()),
         ArchSpec("daqn", "DAQN: sparse block, 1x1 tanh attention with spatial softmax, sum-pool", attention="daqn", combine="pool"),
-        # rsppo's grid sits on the 86x86 padded input, i.e. one pixel up-left of the 84x84 one; the authors'
-        # code still renders it with (36, 8, 0) like every sparse model, so we do the same (docs/models.md).
+        # rsppo's grid sits on the 86x86 padded input, one pixel up-left of the 84x84 one; ArchSpec.render
+        # leaves input_pad out, so it is rendered with (36, 8, 0) like every sparse model, as the authors did.
         ArchSpec("rsppo", "RS-PPO: input padded to 86x86, sparse block, L2-normalised region-sensitive attention (2 heads), flatten", attention="rs", input_pad=1),
         ArchSpec("rsppo_nopad", "RS-PPO without the input padding", attention="rs"),
         ArchSpec("sparse_fls", "Sparse FLS: sparse block, FLS (3x3, SoftPlus), flatten"),
@@ -99,8 +117,8 @@ def _specs() -> list[ArchSpec]:
         ArchSpec("sparse_fls_sp2", "Sparse FLS with SoftPlus2 (outputs 1 at 0)", softplus2=True),
         ArchSpec("sparse_fls_norelu", "Sparse FLS without the ReLU before FLS", last_relu=False),
         ArchSpec("sparse_fls_norelu_pool", "Sparse FLS without the ReLU before FLS, sum-pooling", last_relu=False, combine="pool"),
-        ArchSpec("sparse_fls_first", "Sparse block with FLS after the first conv (20x20), flatten", gate_layers=(0,), **conv1),
-        ArchSpec("sparse_fls_each", "Sparse block with FLS after each conv; h1 + T(h2) + T(h3) on 20x20, flatten", gate_layers=(0, 1, 2), **conv1),
+        ArchSpec("sparse_fls_first", "Sparse block with FLS after the first conv (20x20), flatten", gate_layers=(0,)),
+        ArchSpec("sparse_fls_each", "Sparse block with FLS after each conv; h1 + T(h2) + T(h3) on 20x20, flatten", gate_layers=(0, 1, 2)),
         ArchSpec("dense_fls_pool", "Dense FLS: dense block (84x84), FLS, sum-pooling", **dense),
         ArchSpec("dense_fls_norelu_pool", "Dense FLS without the ReLU before FLS, sum-pooling", last_relu=False, **dense),
     ]
@@ -165,9 +183,7 @@ class PolicyNet(nn.Module):
             input_pad=spec.input_pad,
             normalize_attention=spec.normalize_attention,
         )
-        size = OBS_SHAPE[1] + 2 * spec.input_pad
-        for layer in layers:
-            size = layer.output_size(size)
+        size = trunk_output_size(layers, OBS_SHAPE[1] + 2 * spec.input_pad)
         self.feature_grid = (size, size)
         in_features = self.trunk.out_channels * (size * size if spec.combine == "flatten" else 1)
         self.head = PolicyValueHead(in_features, num_actions)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from fls.authors.importer import read_eval_reference, read_saliency_reference
 from fls.authors.results import saliency_means, welch_test
-from fls.report.inputs import imported_model_sha, read_eval, recorded_checkpoint_sha, run_source
+from fls.report.inputs import read_eval, recorded_checkpoint_sha, run_provenance
 from fls.report.layout import GridConfig, Layout
 from fls.report.tables import MISSING, Table
 from fls.stage_files import EVAL, SCORE_PER_INPUT, SCORE_SUMMARY
@@ -32,18 +32,24 @@ COLUMNS = ["arch", "game", "seed", "authors_mean", "authors_std", "authors_n", "
            "trials", "authors_nss", "fls_nss", "authors_kl", "fls_kl", "authors_sauc", "fls_sauc"]
 
 
-def imported_cells(grid: GridConfig, layout: Layout) -> list[tuple[str, str, int]]:
-    """(arch, game, seed) of the grid whose run directory holds the authors' imported weights."""
-    return [(a, g, s) for a in grid.archs for g in grid.games for s in grid.seeds
-            if run_source(layout.run_dir(a, g, s)) == "authors"]
+def imported_cells(grid: GridConfig, layout: Layout) -> list[tuple[str, str, int, str | None]]:
+    """(arch, game, seed, recorded model.pt sha256) of the grid's run directories that hold the authors'
+    imported weights; each summary.json is read once."""
+    cells = []
+    for a in grid.archs:
+        for g in grid.games:
+            for s in grid.seeds:
+                source, sha = run_provenance(layout.run_dir(a, g, s))
+                if source == "authors":
+                    cells.append((a, g, s, sha))
+    return cells
 
 
 def comparison_table(grid: GridConfig, layout: Layout) -> pd.DataFrame:
     """One row per imported model of the grid; NaN where a side is missing (not run, no saliency.pkl)."""
     rows = []
-    for arch, game, seed in imported_cells(grid, layout):
+    for arch, game, seed, sha in imported_cells(grid, layout):
         run = layout.run_dir(arch, game, seed)
-        sha = imported_model_sha(run)
         row = {c: np.nan for c in COLUMNS} | {"arch": arch, "game": game, "seed": seed, "trials": 0}
         ref = read_eval_reference(run)
         if ref is not None:

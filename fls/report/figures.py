@@ -24,14 +24,22 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import matplotlib
 
 matplotlib.use("Agg")  # headless: figures are files, never windows
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
+from fls.atari_head import AtariHeadError  # noqa: E402
+from fls.atari_head.dataset import iter_trials, read_raw_rgb  # noqa: E402
 from fls.atomic import atomic_path, atomic_write_text  # noqa: E402
+from fls.checkpoint import load_policy  # noqa: E402
+from fls.frames import FRAME_COLS, FRAME_ROWS, FRAME_SHAPE  # noqa: E402
+from fls.models.saliency import render_84  # noqa: E402
 from fls.report.inputs import read_curve, run_source  # noqa: E402
 from fls.report.layout import GridConfig, Layout  # noqa: E402
 from fls.stage_files import MODEL  # noqa: E402
@@ -155,12 +163,6 @@ def pick_inputs(n_fixations: np.ndarray, count: int) -> list[int]:
 def saliency_for(run_dir: Path, trial_inputs: np.ndarray, ks: Sequence[int], batch: int = 64) -> tuple[np.ndarray, str]:
     """(len(ks), 210, 160) saliency of a trained model on inputs ``ks`` of a trial, divided by the model's
     maximum 84x84 map over every input of the trial (the authors' scale), and the model's arch id."""
-    import torch
-    import torch.nn.functional as F
-
-    from fls.checkpoint import load_policy
-    from fls.models.saliency import render_84
-
     model, meta = load_policy(run_dir, device="cpu")
     top = 0.0
     chosen: dict[int, torch.Tensor] = {}
@@ -173,7 +175,7 @@ def saliency_for(run_dir: Path, trial_inputs: np.ndarray, ks: Sequence[int], bat
                 if b0 + i in want:
                     chosen[b0 + i] = m84[i]
     stack = torch.stack([chosen[int(k)] for k in ks]) / (top if not np.isclose(top, 0.0) else 1.0)
-    out = F.interpolate(stack[:, None], size=(210, 160), mode="bilinear", align_corners=False)[:, 0]
+    out = F.interpolate(stack[:, None], size=FRAME_SHAPE, mode="bilinear", align_corners=False)[:, 0]
     return out.numpy().astype(np.float64), str(meta["arch"])
 
 
@@ -234,11 +236,6 @@ def write_gaze_panels(
 
     ``raw_dir``: the raw download (v4 zips or v2 flat files) to take the RGB frames from.
     """
-    import cv2
-
-    from fls.atari_head import AtariHeadError
-    from fls.atari_head.dataset import iter_trials, read_raw_rgb
-
     seed = grid.seeds[0] if seed is None else seed
     written: dict[str, Path] = {}
     if not Path(atari_head_dir, "index.csv").exists():
@@ -263,7 +260,7 @@ def write_gaze_panels(
                 background = None
         if background is None:
             source = "gray network input (raw frames not found)"
-            background = np.stack([cv2.resize(trial.inputs[k, -1], (160, 210), interpolation=cv2.INTER_LINEAR) for k in ks])
+            background = np.stack([cv2.resize(trial.inputs[k, -1], (FRAME_COLS, FRAME_ROWS), interpolation=cv2.INTER_LINEAR) for k in ks])
         fixations = [trial.fixation_points(k)[:2] for k in ks]
         saliency = {f"{a} (seed {seed})": saliency_for(d, trial.inputs, ks)[0] for a, d in runs.items()}
         subject = "SYNTHETIC gaze" if trial.subject == "SYN" else f"subject {trial.subject}"

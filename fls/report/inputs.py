@@ -144,20 +144,20 @@ def run_source(run_dir: Path) -> str:
     Tables pool a cell's seeds whatever made them; Figure 3 and the comparison table keep the authors'
     released weights apart from fls's own training, so the label on every curve and row stays true.
     """
+    return run_provenance(run_dir)[0]
+
+
+def run_provenance(run_dir: Path) -> tuple[str, str | None]:
+    """(``run_source``, the model.pt sha256 ``fls import-authors`` recorded or None), from one read of summary.json."""
     path = Path(run_dir) / TRAIN_SUMMARY
     if not path.exists():
-        return "fls"
-    source = _read_json(path).get("source", "fls")
+        return "fls", None
+    summary = _read_json(path)
+    source = summary.get("source", "fls")
     if source not in ("fls", "authors"):
         raise ReportInputError(f"{path}: field 'source' must be 'fls' or 'authors', got {source!r}")
-    return source
-
-
-def imported_model_sha(run_dir: Path) -> str | None:
-    """The sha256 of model.pt that ``fls import-authors`` recorded in the run's summary.json (None if absent)."""
-    path = Path(run_dir) / TRAIN_SUMMARY
-    sha = _read_json(path).get("model_sha256") if path.exists() else None
-    return sha if isinstance(sha, str) else None
+    sha = summary.get("model_sha256")
+    return source, sha if isinstance(sha, str) else None
 
 
 def recorded_checkpoint_sha(path: Path, *keys: str) -> str | None:

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fls.config import ConfigError
+from fls.games import GAMES, get_game
+from fls.models import ARCHS
+from fls.variants import parse_variant
 
 INFINITE_GAME = "BreakoutInfinite"  # evaluation-only variant of Breakout (docs/environments.md, "BreakoutInfinite")
 REFERENCE_METHODS = ("uniform", "center_bias")  # model-free saliency baselines
@@ -46,9 +49,6 @@ class GridConfig:
 
     def validate(self) -> None:
         """Reject a grid whose matrix stages would ask for runs no stage produces (one line per problem)."""
-        from fls.games import GAMES, get_game
-        from fls.models import ARCHS
-
         def need(name: str, values: list, universe, what: str) -> None:
             bad = [v for v in values if v not in universe]
             if bad:
@@ -73,8 +73,6 @@ class GridConfig:
         if not self.seeds:
             raise ConfigError("grid: field 'seeds' must list at least one seed")
         self._check_seed_sources()
-        from fls.variants import parse_variant
-
         for v in self.score_variants:
             try:
                 parse_variant(v)

@@ -15,6 +15,8 @@ import numpy as np
 
 from fls.report.figures import save_figure  # first: it selects matplotlib's headless backend
 import matplotlib.pyplot as plt  # noqa: E402  isort: skip
+from fls.checkpoint import load_policy
+from fls.evaluation.video import perception_rollout
 from fls.report.layout import GridConfig, Layout
 from fls.stage_files import MODEL
 
@@ -30,10 +32,6 @@ def pick_steps(n_recorded: int, count: int) -> list[int]:
 
 def rollout_frames(run_dir: Path, game: str, *, steps: int, seed: int) -> tuple[list[np.ndarray], str]:
     """Composed video frames (each (370, 160, 3) RGB) of the model in ``run_dir`` playing ``game``, and its arch."""
-    # deferred: torch, the models and the emulator load only when a Figure 4 is drawn, not for every report
-    from fls.checkpoint import load_policy
-    from fls.evaluation.video import perception_rollout
-
     model, meta = load_policy(run_dir, device="cpu")
     roll = perception_rollout(model, game, seed=seed, max_steps=steps, max_episode_steps=ROLLOUT_MAX_STEPS, device="cpu")
     return roll.frames, str(meta["arch"])

@@ -9,6 +9,7 @@ not how much another seed would differ.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fls.atomic import atomic_write_text
 from fls.report import stats
 from fls.report.inputs import METRICS, read_eval, read_score
 from fls.report.layout import GridConfig, Layout
@@ -57,8 +59,6 @@ def train_steps(grid: GridConfig, layout: Layout) -> dict[str, int]:
 
     Imported runs (the authors' weights) are left out: the budget sentence is about fls's own training.
     """
-    import json
-
     out = {}
     for arch in grid.archs:
         for game in grid.games:
@@ -171,8 +171,6 @@ def free_lunch_sentences(t3b: Table) -> list[str]:
 
 def write_profiles(grid: GridConfig, layout: Layout, png: Path, csv: Path, title: str, *, seed: int = 0) -> dict[str, Path]:
     """Performance profiles per game: fraction of units (seeds, or episodes for one seed) scoring above tau."""
-    from fls.atomic import atomic_write_text
-
     rows = []
     for game in grid.games:
         cells = collect(grid, layout, game)
@@ -230,7 +228,7 @@ def flat_metrics(tables: Sequence[Table]) -> dict[str, float | int]:
 
 def plot_profiles(data: pd.DataFrame, path: Path, title: str) -> Path:
     """One panel per game: fraction of units above tau per architecture, 95 % bootstrap band."""
-    from fls.report.figures import plt, save_figure
+    from fls.report.figures import plt, save_figure  # deferred: matplotlib loads only when a plot is drawn
 
     games = list(dict.fromkeys(data["game"])) or ["(no runs)"]
     fig, axes = plt.subplots(1, len(games), figsize=(4.2 * len(games), 3.2), squeeze=False)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from fls.report.inputs import METRICS, read_score
 from fls.report.layout import GridConfig, Layout
+from fls.report.tables import Table
 from fls.stage_files import SCORE_SUMMARY
 from fls.variants import parse_variant
 
@@ -49,8 +50,6 @@ def _fmt(v: float, sd: float) -> str:
 
 def table(grid: GridConfig, layout: Layout):
     """The change each correction makes, per metric x model x game (mean ± std over seeds of the paired change)."""
-    from fls.report.tables import Table
-
     main = _main_variant(layout, grid)
     rows = []
     for variant in grid.score_variants:

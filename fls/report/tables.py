@@ -22,6 +22,7 @@ import pandas as pd
 
 from fls.atomic import atomic_write_text
 from fls.games import GAMES
+from fls.models import ARCHS, model_summaries
 from fls.report import paper
 from fls.report.inputs import METRICS, read_eval, read_score, score_uses_synthetic_gaze
 from fls.report.layout import INFINITE_GAME, GridConfig, Layout
@@ -82,8 +83,6 @@ def _ordered(values: Iterable[str], order: Sequence[str]) -> list[str]:
 
 
 def _arch_order() -> list[str]:
-    from fls.models import ARCHS
-
     return list(ARCHS)
 
 
@@ -98,8 +97,6 @@ def _seeds_cell(found: int, expected: int) -> str:
 def table2(ours: list[dict] | None = None) -> Table:
     """Parameter counts with Breakout's 4 actions: ``fls.models.model_summaries(4)`` against Table 2."""
     if ours is None:
-        from fls.models import model_summaries
-
         ours = model_summaries(4)
     published = paper.paper_params()
     rows = []

@@ -25,8 +25,19 @@ import torch
 from tqdm.auto import tqdm
 
 from fls import metrics as M
-from fls.config import ConfigError
+from fls.atari_head import head_game, paper_game
+from fls.atari_head.dataset import load_index, load_trial
+from fls.atari_head.sample import SUBJECT as SYNTHETIC_SUBJECT
+from fls.atomic import atomic_path, atomic_write_json
+from fls.checkpoint import load_policy_source
+from fls.config import ConfigError, resolved
+from fls.device import resolve_device
 from fls.frames import FRAME_SHAPE
+from fls.games import get_game
+from fls.models.saliency import render_84, render_frame
+from fls.runinfo import write_run_info
+from fls.scoring.posthoc import gradient_saliency, perturbation_saliency, posthoc_frame_maps, to_frame
+from fls.scoring.reference_maps import reference_map
 from fls.stage_files import RUN_INFO, SCORE_METRICS, SCORE_PER_INPUT, SCORE_PER_TRIAL, SCORE_SUMMARY
 
 METHODS = ("attention", "uniform", "center_bias", "perturbation", "gradient")
@@ -118,8 +129,6 @@ class SaliencySource:
                 )
             model.eval()
         else:
-            from fls.scoring.reference_maps import reference_map
-
             self._reference = reference_map(method, FRAME_SHAPE, sigma_frac=cfg.center_sigma)
 
     def native(self, obs: np.ndarray) -> np.ndarray:
@@ -130,9 +139,6 @@ class SaliencySource:
         """
         if self._reference is not None:
             return np.broadcast_to(self._reference, (len(obs), *self._reference.shape))
-        from fls.models.saliency import render_84
-        from fls.scoring.posthoc import gradient_saliency, perturbation_saliency
-
         x = torch.from_numpy(np.ascontiguousarray(obs)).to(self.device)
         if self.method == "attention":
             with torch.inference_mode():
@@ -149,16 +155,11 @@ class SaliencySource:
         """(B, 210, 160) float64 frame maps from ``native`` maps (bilinear, as ``render_frame``)."""
         if self._reference is not None:
             return np.asarray(native, dtype=np.float64)
-        from fls.scoring.posthoc import to_frame
-
         return to_frame(torch.from_numpy(np.ascontiguousarray(native, dtype=np.float32))).double().numpy()
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         if self._reference is not None:
             return np.broadcast_to(self._reference, (len(obs), *self._reference.shape))
-        from fls.models.saliency import render_frame
-        from fls.scoring.posthoc import posthoc_frame_maps
-
         x = torch.from_numpy(np.ascontiguousarray(obs)).to(self.device)
         if self.method == "attention":
             with torch.inference_mode():
@@ -275,8 +276,6 @@ def score_model(
     ``model`` may be None for the reference methods. ``device`` defaults to ``cfg.device`` (auto: CUDA if
     available); the model is moved there.
     """
-    from fls.device import resolve_device
-
     dev = torch.device(device) if device is not None else resolve_device(cfg.device)
     if model is not None:
         model = model.to(dev)
@@ -319,9 +318,6 @@ def per_trial_summary(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 def select_trials(atari_head_dir: str | Path, game: str, max_trials: int | None) -> pd.DataFrame:
     """Index rows of the game's usable trials, sorted by trial id, the first ``max_trials`` of them."""
-    from fls.atari_head import head_game, paper_game
-    from fls.atari_head.dataset import load_index
-
     name = paper_game(head_game(game))
     df = load_index(atari_head_dir)
     rows = df[(df["game"] == name) & (df["skipped"] == "")].sort_values("trial_id", kind="stable")
@@ -341,8 +337,6 @@ def load_scored_model(
     device: torch.device,
 ) -> tuple[torch.nn.Module | None, dict[str, Any], str]:
     """(model or None, provenance, game) for the method; the game defaults to the trained run's."""
-    from fls.games import get_game
-
     given = [n for n, v in (("--run", run), ("--checkpoint", checkpoint), ("--arch", arch)) if v is not None]
     if cfg.method not in MODEL_METHODS:
         if given:
@@ -350,8 +344,6 @@ def load_scored_model(
         if game is None:
             raise ScoringError(f"method '{cfg.method}' needs --game")
         return None, {"arch": None, "checkpoint": None}, get_game(game).name
-    from fls.checkpoint import load_policy_source
-
     num_actions = get_game(game).num_actions if (arch is not None and game is not None) else None
     model, meta = load_policy_source(
         run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed, num_actions=num_actions, device=device
@@ -386,13 +378,6 @@ def score_to_dir(
 
     ``alignment`` picks which gaze of the preprocessed trials is the ground truth (``atari_head.alignment``).
     """
-    from fls.atari_head.dataset import load_trial
-    from fls.atari_head.sample import SUBJECT as SYNTHETIC_SUBJECT
-    from fls.atomic import atomic_path, atomic_write_json
-    from fls.config import resolved
-    from fls.device import resolve_device
-    from fls.runinfo import write_run_info
-
     t0 = time.perf_counter()
     out = Path(out)
     dev = resolve_device(cfg.device)
