@@ -16,6 +16,7 @@ Two workloads per (arch, R):
 
     python benchmarks/bench_vmap.py --quick            # small repeats, < 60 s on a 2-core CPU
     python benchmarks/bench_vmap.py --json vmap.json   # more repeats
+    python benchmarks/bench_vmap.py --device cuda      # on a GPU machine
 Nothing here is used by training.
 """
 
@@ -46,16 +47,21 @@ def _models(arch: str, runs: int) -> list[torch.nn.Module]:
     return out
 
 
-def _pair(loop: Callable[[], Any], batched: Callable[[], Any], repeats: int) -> tuple[float, float, Any, Any]:
+def _pair(
+    loop: Callable[[], Any], batched: Callable[[], Any], repeats: int, sync: Callable[[], None]
+) -> tuple[float, float, Any, Any]:
     """Median seconds of each, timed alternately (load from other processes hits both alike), and the
     last results of each (for the difference check)."""
     out_loop, out_vmap = loop(), batched()  # warm-up (allocator, kernels)
+    sync()
     t_loop, t_vmap = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
         out_loop = loop()
+        sync()
         t1 = time.perf_counter()
         out_vmap = batched()
+        sync()
         t_vmap.append(time.perf_counter() - t1)
         t_loop.append(t1 - t0)
     return statistics.median(t_loop), statistics.median(t_vmap), out_loop, out_vmap
@@ -68,8 +74,12 @@ def _loss(logits: torch.Tensor, value: torch.Tensor, actions: torch.Tensor, retu
     return nll + 0.5 * (value - returns).pow(2).mean() - 0.01 * entropy
 
 
-def bench_case(arch: str, runs: int, repeats: int, rollout_batch: int = 8, minibatch: int = 256) -> dict[str, Any]:
-    models = _models(arch, runs)
+def bench_case(
+    arch: str, runs: int, repeats: int, rollout_batch: int = 8, minibatch: int = 256, device: str = "cpu"
+) -> dict[str, Any]:
+    dev = torch.device(device)
+    models = [m.to(dev) for m in _models(arch, runs)]
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     params, buffers = stack_module_state(models)
     base = copy.deepcopy(models[0]).to("meta")
 
@@ -82,6 +92,7 @@ def bench_case(arch: str, runs: int, repeats: int, rollout_batch: int = 8, minib
     obs = torch.randint(0, 256, (runs, minibatch, 4, 84, 84), generator=gen, dtype=torch.uint8)
     actions = torch.randint(0, NUM_ACTIONS, (runs, minibatch), generator=gen)
     returns = torch.randn(runs, minibatch, generator=gen)
+    obs8, obs, actions, returns = (t.to(dev) for t in (obs8, obs, actions, returns))
 
     # (a) rollout inference
     def loop_infer() -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -94,7 +105,7 @@ def bench_case(arch: str, runs: int, repeats: int, rollout_batch: int = 8, minib
         with torch.inference_mode():
             return batched_infer_fn(params, buffers, obs8)
 
-    t_loop_a, t_vmap_a, ref, got = _pair(loop_infer, vmap_infer, repeats * 4)
+    t_loop_a, t_vmap_a, ref, got = _pair(loop_infer, vmap_infer, repeats * 4, sync)
     diff_a = max(
         max((got[0][i] - ref[i][0]).abs().max().item(), (got[1][i] - ref[i][1]).abs().max().item()) for i in range(runs)
     )
@@ -118,7 +129,7 @@ def bench_case(arch: str, runs: int, repeats: int, rollout_batch: int = 8, minib
     def vmap_update() -> dict[str, torch.Tensor]:
         return batched_grad_fn(params, buffers, obs, actions, returns)
 
-    t_loop_b, t_vmap_b, ref_g, got_g = _pair(loop_update, vmap_update, repeats)
+    t_loop_b, t_vmap_b, ref_g, got_g = _pair(loop_update, vmap_update, repeats, sync)
     diff_b = max((got_g[k][i] - ref_g[i][k]).abs().max().item() for i in range(runs) for k in ref_g[i])
     scale_b = max(ref_g[i][k].abs().max().item() for i in range(runs) for k in ref_g[i])
     return {
@@ -153,11 +164,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--runs", default="3,5", help="values of R")
     ap.add_argument("--repeats", type=int, default=None, help="timed update calls per case (rollout: 4x; default 5, quick 1)")
     ap.add_argument("--minibatch", type=int, default=256, help="update batch per run")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (GPU figures: unmeasured so far)")
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 5)
     rows = [
-        bench_case(arch, int(r), repeats, minibatch=args.minibatch)
+        bench_case(arch, int(r), repeats, minibatch=args.minibatch, device=args.device)
         for arch in args.archs.split(",")
         for r in args.runs.split(",")
     ]
@@ -166,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "machine": platform.platform(),
-        "device": "cpu",
+        "device": args.device,
         "repeats": repeats,
         "minibatch": args.minibatch,
         "cases": rows,
