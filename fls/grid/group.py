@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 from fls.grid.plan import PlannedStage
 
-KINDS = ("train", "evaluate")  # the commands with a multi-run form: `fls train`, `fls evaluate`
 _SHELL = set(";&|<>`$()\n\\*?[]{}~#'\"")
 # single-policy options of `fls evaluate` that its --runs form refuses
 _EVAL_SINGLE_ONLY = {"--checkpoint", "--arch", "--init-seed", "--video", "--frames", "--runs", "--out-root"}
