@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from fls.config import load_config
+from fls.config import ConfigError, load_config
 from fls.evaluation.evaluate import EvalConfig
 from fls.evaluation.stage import evaluate_to_dir
 from pipeline.errors import cli_errors
@@ -16,8 +16,16 @@ from pipeline.options import Arch, Device, Game, InitSeed, OutDir, ParamsFile, Q
 
 @cli_errors
 def main(
-    out: OutDir,
+    out: OutDir = None,  # type: ignore[assignment]  # required unless --runs
     run: RunDir = None,
+    runs: Annotated[
+        Optional[str],
+        typer.Option("--runs", help="Several run directories (a,b,c) played in this one process; needs --out-root."),
+    ] = None,
+    out_root: Annotated[
+        Optional[Path],
+        typer.Option("--out-root", help="With --runs: run .../<arch>/<game>/<seed> goes to OUT_ROOT/<played game>/<arch>/<seed>.", file_okay=False),
+    ] = None,
     checkpoint: Annotated[
         Optional[Path], typer.Option("--checkpoint", help="A checkpoint file (model.pt / checkpoint.pt).", dir_okay=False)
     ] = None,
@@ -63,6 +71,12 @@ def main(
     }
     cfg = load_config(EvalConfig, params, "evaluate" if params is not None else None, overrides,
                       reads=EvalConfig.fields_read(filming=video is not None or frames is not None))
+    if runs is not None or out_root is not None:
+        single = {"--out": out, "--run": run, "--checkpoint": checkpoint, "--arch": arch, "--init-seed": init_seed,
+                  "--video": video, "--frames": frames}
+        return _evaluate_runs(cfg, runs, out_root, game, [k for k, v in single.items() if v is not None])
+    if out is None:
+        raise ConfigError("--out: give --out (one policy) or --runs with --out-root (several runs)")
     result = evaluate_to_dir(
         cfg,
         out,
@@ -84,3 +98,22 @@ def main(
     if result.get("video"):
         v = result["video"]
         typer.echo(f"video: {v['steps']} steps, score {v['score']:.0f}" + (f" -> {v['video']}" if "video" in v else ""))
+
+
+def _evaluate_runs(cfg: EvalConfig, runs: Optional[str], out_root: Optional[Path], game: Optional[str], clash: list[str]) -> None:
+    from fls.evaluation.multi import evaluate_runs_to_dirs, parse_runs
+
+    if runs is None or out_root is None:
+        raise ConfigError("--runs and --out-root: give both (several runs, each to OUT_ROOT/<game>/<arch>/<seed>)")
+    if clash:
+        raise ConfigError(f"--runs: cannot be combined with {', '.join(clash)} (single-policy options)")
+    members = evaluate_runs_to_dirs(cfg, parse_runs(runs), out_root, game=game)
+    for m in members:
+        if m.error is not None or m.result is None:
+            text = str(m.error).splitlines()[0] if m.error is not None and str(m.error) else type(m.error).__name__
+            typer.echo(f"{m.run}: error: {text}")
+            continue
+        s = m.result["summary"]
+        typer.echo(f"{m.run}: {m.result['arch']} on {m.result['game']}: {s['n']} episodes, mean {s['mean']:.1f} -> {m.result['paths']['eval']}")
+    if any(m.error is not None for m in members):
+        raise typer.Exit(code=1)

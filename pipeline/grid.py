@@ -50,6 +50,15 @@ def run(
     max_retries: Annotated[
         int, typer.Option("--max-retries", help="Retries per stage after a lost worker or non-zero exit.")
     ] = 2,
+    group: Annotated[
+        Optional[str],
+        typer.Option(
+            "--group",
+            help="Stage groups to batch (train,evaluate): ready stages sharing one command pattern run as one "
+            "multi-run task (fls train --seeds / fls evaluate --runs); each stage is still committed on its own.",
+        ),
+    ] = None,
+    group_size: Annotated[int, typer.Option("--group-size", help="Most stages in one batched task.")] = 5,
     repo: Repo = Path("."),
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and exit without starting Ray.")] = False,
     no_upstream: NoUpstream = False,
@@ -62,6 +71,8 @@ def run(
         gpus_per_run=gpus_per_run,
         cpus_per_run=cpus_per_run,
         max_retries=max_retries,
+        group=parse_selectors(group),
+        group_size=group_size,
         with_upstream=not no_upstream,
         dry_run=dry_run,
     )

@@ -94,21 +94,56 @@ def evaluate_to_dir(
     """What ``fls evaluate`` does: load, check, evaluate, optionally film, and write OUT/eval.json & co."""
     cfg.validate()
     dev = resolve_device(cfg.device)
+    model, meta, game = prepare_subject(
+        run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed, game=game, device=dev
+    )
+    result = evaluate(model, game, cfg, train_env_seeds=meta["train_env_seeds"], device=dev, progress=progress)
+    return finish_to_dir(result, meta, cfg, out, model=model, game=game, video=video, frames=frames, device=dev)
+
+
+def prepare_subject(
+    *,
+    run: str | Path | None = None,
+    checkpoint: str | Path | None = None,
+    arch: str | None = None,
+    init_seed: int | None = None,
+    game: str | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.nn.Module, dict[str, Any], str]:
+    """The checked policy, its metadata and the game to play: the part of ``evaluate_to_dir`` before playing.
+
+    Split out so that ``fls.evaluation.multi`` loads and checks each of several models exactly as here.
+    """
     if arch is not None and game is None:
         raise EvaluationError("--arch (fresh model) needs --game")
     num_actions = base_game(game).num_actions if game is not None else None
     model, meta = load_subject(
-        run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed, num_actions=num_actions, device=dev
+        run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed, num_actions=num_actions, device=device
     )
     game = game if game is not None else str(meta["game"])
     where = meta["checkpoint"]["path"] or f"fresh {meta['arch']} model"
     check_action_set(meta["num_actions"], game, where=where)
     check_same_game(meta["game"], game, where=where)
-    result = evaluate(model, game, cfg, train_env_seeds=meta["train_env_seeds"], device=dev, progress=progress)
+    return model, meta, game
+
+
+def finish_to_dir(
+    result: dict[str, Any],
+    meta: dict[str, Any],
+    cfg: EvalConfig,
+    out: str | Path,
+    *,
+    model: torch.nn.Module,
+    game: str,
+    video: str | Path | None = None,
+    frames: str | Path | None = None,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
+    """The part of ``evaluate_to_dir`` after playing: provenance, optional film, OUT/eval.json & co."""
     result["checkpoint"] = meta["checkpoint"]
     result["trained_on"] = meta["game"]
     if video is not None or frames is not None:
-        result["video"] = make_perception_video(model, game, cfg, video=video, frames_dir=frames, device=dev)
+        result["video"] = make_perception_video(model, game, cfg, video=video, frames_dir=frames, device=device)
     else:
         result["video"] = None
     extra = {"checkpoint": meta["checkpoint"], "game": game, "arch": meta["arch"]}

@@ -56,6 +56,8 @@ def run_grid(
     gpus_per_run: float | None = None,
     cpus_per_run: float = 1.0,
     max_retries: int = 2,
+    group: Sequence[str] = (),
+    group_size: int = 5,
     with_upstream: bool = True,
     dry_run: bool = False,
     show_progress: bool | None = None,
@@ -63,7 +65,11 @@ def run_grid(
     """Plan from DVC, run on Ray (local unless ``address``), commit each success, write summary.json.
 
     ``gpus_per_run=None`` asks for 0.25 GPU per stage when the cluster has GPUs and none otherwise.
+    ``group`` (e.g. ``("train", "evaluate")``) batches ready stages of those groups, at most ``group_size``
+    per Ray task, into one multi-run command (fls.grid.group); each member is still committed on its own.
     """
+    early = RunOptions(cpus_per_run=cpus_per_run, max_retries=max_retries, group=tuple(group), group_size=group_size)
+    early.validate()  # bad --group values fail before DVC or Ray start
     recorder = DvcRecorder(root)
     try:
         plan = build_plan(recorder.root, selectors, with_upstream=with_upstream, repo=recorder.repo)
@@ -76,7 +82,10 @@ def run_grid(
             resources = ray.cluster_resources()
             if gpus_per_run is None:
                 gpus_per_run = 0.25 if resources.get("GPU", 0.0) > 0 else 0.0
-            options = RunOptions(gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, max_retries=max_retries)
+            options = RunOptions(
+                gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, max_retries=max_retries,
+                group=tuple(group), group_size=group_size,
+            )
             options.validate()
             disable = None if show_progress is None else not show_progress  # None: tqdm shows it on a terminal
             progress = GridProgress(len(plan), cluster_slots(resources, options), disable=disable)

@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from fls.grid.group import Group, form_groups
 from fls.grid.plan import DOWNSTREAM, Plan, PlannedStage, at_root, canonical_name, dvc_target, open_repo
 
 GRID_DIR = ".fls_grid"
@@ -190,6 +191,17 @@ class DvcRecorder:
         with self.session():
             self._stage(name).remove_outs(ignore_remove=False, force=False)
 
+    def outputs_complete(self, name: str) -> bool:
+        """True if every output is non-persistent and present.
+
+        Non-persistent outputs were removed before the stage's first launch, so their presence proves a
+        command of this grid run wrote them; the multi-run commands write a member's files only once that
+        member has succeeded (its last file last), so a failed group's member with complete outputs is done.
+        """
+        with self.session():
+            outs = list(self._stage(name).outs)
+            return bool(outs) and all(not out.persist and out.exists for out in outs)
+
     def commit(self, name: str) -> None:
         """``dvc commit <name> --force``: store outputs in the cache and write deps/outs hashes to dvc.lock."""
         with self.session():
@@ -273,8 +285,15 @@ class RunOptions:
     gpus_per_run: float = 0.0
     cpus_per_run: float = 1.0
     max_retries: int = 2
+    group: tuple[str, ...] = ()  # stage groups whose ready stages run batched (fls.grid.group)
+    group_size: int = 5  # most stages in one batched task
 
     def validate(self) -> None:
+        bad = [g for g in self.group if not g or any(ch in g for ch in "@:*?[")]
+        if bad:
+            raise GridError(f"--group {','.join(self.group)}: expected stage group names such as train,evaluate")
+        if self.group_size < 1:
+            raise GridError(f"--group-size {self.group_size}: expected 1 or more")
         if self.gpus_per_run < 0 or self.gpus_per_run > 1 and self.gpus_per_run != int(self.gpus_per_run):
             raise GridError(f"--gpus-per-run {self.gpus_per_run}: expected a fraction in [0, 1] or a whole number")
         if self.cpus_per_run <= 0:
@@ -298,6 +317,8 @@ class StageRecord:
     error: str | None = None
     log_tail: str | None = None
     blocked_by: str | None = None
+    task: str | None = None  # the batched task (--group) it last ran in; None when it ran as its own task
+    grouped: bool = False  # its first launch was in a batch: the split rerun after a failed batch is free
 
     @property
     def duration_s(self) -> float | None:
@@ -383,6 +404,7 @@ def run_plan(
         raise GridError(f"--cpus-per-run {options.cpus_per_run}: the Ray cluster has {cpus:g} CPU(s)")
 
     remote = ray.remote(execute_stage)
+    node_cpus = max([n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")] or [resources.get("CPU", 0.0)])
     task_options = {
         "num_cpus": options.cpus_per_run,
         "num_gpus": options.gpus_per_run,
@@ -393,7 +415,8 @@ def run_plan(
     shell = _default_shell()
     stages = plan.by_name()
     records = {s.name: StageRecord(s.name, s.group, log=str(log_path_for(root, s.name))) for s in plan.stages}
-    running: dict[Any, str] = {}
+    running: dict[Any, str | Group] = {}
+    earlier_executions: dict[str, int] = {}  # executions in a batch, before a member ran on its own
     started = time.time()
     interrupted = False
     grid_dir = Path(root) / GRID_DIR
@@ -434,7 +457,38 @@ def run_plan(
         if rec.start is None:
             rec.start = time.time()  # first submission; replaced by the task's own start when it reports
 
+    def submit_group(group: Group) -> None:
+        n = len(group.members)
+        log = log_path_for(root, group.name)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_bytes(b"")
+        names = [m.name for m in group.members]
+        spec = {
+            "name": group.name,
+            "commands": [group.command],
+            "wdir": group.members[0].wdir,
+            "log": str(log),
+            "shell": shell,
+            "submission": 1,
+            "env": {"DVC_ROOT": root, "DVC_STAGE": group.name, "FLS_GRID_STAGES": ",".join(names),
+                    "FLS_GRID_SUBMISSION": "1"},
+        }
+        # one process for n runs: n shares of CPU (at most one node's), n GPU shares (at most one GPU)
+        shares = dict(task_options, num_cpus=min(n * options.cpus_per_run, node_cpus))
+        g = options.gpus_per_run
+        shares["num_gpus"] = min(1.0, n * g) if 0 < g <= 1 else g
+        ref = remote.options(name=f"fls-grid:{group.name}", **shares).remote(spec)
+        running[ref] = group
+        now = time.time()
+        for name in names:
+            rec = records[name]
+            rec.submissions += 1
+            rec.state, rec.task, rec.log, rec.grouped = RUNNING, group.name, str(log), True
+            if rec.start is None:
+                rec.start = now
+
     def launch_ready() -> None:
+        ready: list[PlannedStage] = []
         progressed = True
         while progressed:  # an up-to-date stage can make its dependants ready at once
             progressed = False
@@ -455,10 +509,54 @@ def run_plan(
                     fail(stage.name, f"could not clear outputs before running: {_describe(exc)}")
                     progressed = True
                     continue
-                submit(stage)
+                rec.state = RUNNING  # claimed; submitted below, alone or in a batch
+                ready.append(stage)
+        for item in form_groups(ready, options.group, options.group_size) if options.group else ready:
+            if isinstance(item, Group):
+                submit_group(item)
+            else:
+                records[item.name].state = PENDING
+                submit(item)
+
+    def finish_group(group: Group, ref: Any) -> None:
+        try:
+            result: dict[str, Any] | None = ray.get(ref)
+        except ray.exceptions.RayError:  # worker/node lost beyond Ray's own retries: every member reruns alone
+            result = None
+        executions = count_executions(log_path_for(root, group.name))
+        for stage in group.members:
+            rec = records[stage.name]
+            rec.executions = earlier_executions[stage.name] = executions
+            if result is not None:
+                rec.returncode, rec.host, rec.start, rec.end = (
+                    result["returncode"], result["host"], result["start"], result["end"])
+            else:
+                rec.end = time.time()
+            ok = result is not None and result["returncode"] == 0
+            if not ok:
+                try:
+                    ok = recorder.outputs_complete(stage.name)
+                except Exception:  # noqa: BLE001 - then it simply reruns on its own
+                    ok = False
+            if ok:
+                try:
+                    recorder.commit(stage.name)
+                except Exception as exc:  # noqa: BLE001 - e.g. a declared output was not produced
+                    fail(stage.name, f"command succeeded but `dvc commit` failed: {_describe(exc)}")
+                    continue
+                rec.state = DONE
+                continue
+            # Which member failed is not known from one exit status: each unfinished member reruns on its
+            # own (resuming from what the batch left), and fails, if it does, as its own stage.
+            rec.log = str(log_path_for(root, stage.name))
+            submit(stage)
 
     def finish(ref: Any) -> None:
-        name = running.pop(ref)
+        item = running.pop(ref)
+        if isinstance(item, Group):
+            finish_group(item, ref)
+            return
+        name = item
         rec = records[name]
         stage = stages[name]
         try:
@@ -466,7 +564,7 @@ def run_plan(
         except ray.exceptions.RayError as exc:  # worker/node lost beyond Ray's own retries, or cancelled
             result = None
             error = _describe(exc)
-        rec.executions = count_executions(Path(rec.log))
+        rec.executions = earlier_executions.get(name, 0) + count_executions(Path(rec.log))
         if result is not None:
             rec.returncode, rec.host = result["returncode"], result["host"]
             rec.end = result["end"]
@@ -485,7 +583,7 @@ def run_plan(
                 error = f"killed by signal {-result['returncode']} ({signal.Signals(-result['returncode']).name})"
         else:
             rec.end = time.time()
-        if rec.submissions <= options.max_retries:
+        if rec.submissions - (1 if rec.grouped else 0) <= options.max_retries:
             submit(stage)  # outputs are kept: a resumable command continues where it stopped
         else:
             fail(name, f"{error} (after {rec.submissions} submission(s), {rec.executions} execution(s))")
@@ -506,11 +604,12 @@ def run_plan(
             notify()
     except KeyboardInterrupt:
         interrupted = True
-        for ref, name in list(running.items()):
+        for ref, item in list(running.items()):
             ray.cancel(ref, force=True)
-            records[name].state = CANCELLED
-            records[name].end = time.time()
-            records[name].executions = count_executions(Path(records[name].log))
+            for name in [m.name for m in item.members] if isinstance(item, Group) else [item]:
+                records[name].state = CANCELLED
+                records[name].end = time.time()
+                records[name].executions = earlier_executions.get(name, 0) + count_executions(Path(records[name].log))
         running.clear()
     finally:
         if observer is not None:

@@ -162,7 +162,8 @@ def summary_table(result: GridResult) -> str:
                 str(rec.executions),
                 format_seconds(rec.duration_s) if rec.duration_s is not None else "-",
                 rec.host or "-",
-                rec.error or (f"blocked by {rec.blocked_by}" if rec.blocked_by else ""),
+                rec.error or (f"blocked by {rec.blocked_by}" if rec.blocked_by else "")
+                or (f"in {rec.task}" if rec.task else ""),
             ]
         )
     parts = [_table(["stage", "state", "runs", "time", "node", "note"], rows)]
