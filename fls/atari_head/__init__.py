@@ -65,16 +65,16 @@ class AtariHeadConfig:
 
     games: list[str] = setting(
         default_factory=lambda: list(HEAD_GAMES),
-        help="Comma list of games (breakout,enduro,ms_pacman,seaquest,space_invaders); default all five.",
+        help="Comma list of games (Atari-HEAD names; all: the five).",
     )
     api_url: str = setting(API_URL, help="Zenodo API base URL.")
     record_id: str = setting(RECORD_ID, help="Zenodo record id of the Atari-HEAD release.")
-    retries: int = setting(5, ge=0, help="Download attempts after the first failure.")
+    retries: int = setting(5, ge=0, help="Retries per file.")
     backoff: float = setting(2.0, ge=0, help="Seconds before the first retry; doubled after each failed attempt.")
     timeout: float = setting(60.0, gt=0, help="Seconds per socket operation.")
     skip_bad_trials: bool = setting(False, help="List unreadable trials in index.csv instead of failing.")
     workers: int = setting(1, ge=1, help="Preprocessing processes.")
-    sample_seed: int = setting(0, help="Seed of the synthetic sample.")
+    sample_seed: int = setting(0, flag="--seed", help="Seed of the synthetic sample.")
     release: str = setting(
         "auto", choices=("auto", "v2", "v4"), help="auto | v2 (flat, record 2603190) | v4 (per-game zips, record 3451402).",
     )
