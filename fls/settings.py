@@ -87,8 +87,8 @@ def declared_fields(cls: Any) -> dict[str, tuple[dataclasses.Field, Setting]]:
 def redeclare(source: Any, *names: str) -> dict[str, Any]:
     """Fresh fields declared exactly like ``names`` of dataclass ``source`` (its defaults, help, bounds).
 
-    For a config that repeats another's fields (``TrainConfig`` holds ``PPOConfig``'s flat): use as
-    ``locals().update(redeclare(PPOConfig, ...))`` in the class body, or assign each one.
+    For a config that holds another's fields flat (``TrainConfig`` holds ``PPOConfig``'s): the class body
+    adds each one with its annotation, so the other config stays the only place they are written.
     """
     by_name = {f.name: f for f in dataclasses.fields(source)}
     out = {}

@@ -81,14 +81,10 @@ def main(
 
 
 def _train_seeds(seeds: str, out_root: Path, params: Optional[Path], overrides: dict, restart_on_change: bool) -> None:
-    from fls.ppo.multirun import MultiRunError, parse_seeds, report, run_dir, seed_configs, train_many
+    from fls.ppo.multirun import parse_seeds, report, run_dir, seed_configs, train_many
 
     base = load_config(TrainConfig, params, "train" if params is not None else None, overrides)  # validated
-    try:
-        seed_list = parse_seeds(seeds)
-    except MultiRunError as exc:
-        raise MultiRunError(f"--seeds: {exc}") from None  # the library names the value; the CLI adds its flag
-    cfgs = seed_configs(base, seed_list)
+    cfgs = seed_configs(base, parse_seeds(seeds))  # its errors start "seeds: " (the value of --seeds)
     try:
         outcomes = train_many(cfgs, [run_dir(out_root, c) for c in cfgs], restart_on_change=restart_on_change)
     except KeyboardInterrupt:

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from fls.config import resolved
 from fls.device import resolve_device
 from fls.envs.vector import make_eval_env
-from fls.evaluation.config import VIDEO_FIELDS, EvalConfig, EvaluationError  # noqa: F401 (re-exported)
+from fls.evaluation.config import EvalConfig, EvaluationError  # noqa: F401 (EvalConfig re-exported)
 from fls.games import base_game
 
 SCHEMA_VERSION = 1

@@ -7,7 +7,7 @@ Every default below is the paper's setting; the docstring of each field says whe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from fls.config import ConfigError
