@@ -87,7 +87,7 @@ def train_multi(arch: str, runs: int, updates: int, num_steps: int, device: str)
 
 
 def evaluation(models: int, episodes: int, max_episode_steps: int, device: str) -> float:
-    from fls.evaluation.evaluate import EvalConfig
+    from fls.evaluation.config import EvalConfig
     from fls.evaluation.multi import evaluate_many
     from fls.models import build_model
 

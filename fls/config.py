@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 
 import yaml
 
+from fls.settings import ConfigError, check_fields, declaration, field_problem, optional
+
+__all__ = ["ConfigError", "build_config", "check", "get_section", "load_config", "read_params", "resolved"]
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A params file or flag value that does not fit the stage's config (message names file and field)."""
 
 
 def read_params(path: str | Path) -> dict[str, Any]:
@@ -113,33 +113,58 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def _coerced(cls: type, fields: dict[str, Any], src: dict[str, Any] | None, name: str) -> dict[str, Any]:
+    """The non-None values of ``src`` converted to their fields' types (unknown keys and bad types raise)."""
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for key, val in (src or {}).items():
+        if val is None:
+            continue
+        if key not in fields:
+            raise ConfigError(f"{name}: unknown field '{key}' (expected one of: {', '.join(sorted(fields))})")
+        values[key] = _coerce(val, hints[key], f"{name}: field '{key}'")
+    return values
+
+
+def _init_fields(cls: type) -> dict[str, dataclasses.Field]:
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    return {f.name: f for f in dataclasses.fields(cls) if f.init}
+
+
+def _construct(cls: type[T], values: dict[str, Any]) -> T:
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"{cls.__name__}: {exc}") from exc
+
+
+def check(cfg: Any) -> None:
+    """Validate a config: its ``validate()`` (which starts with ``fls.settings.check_fields``), or only the
+    declared bounds and choices of its fields for a config without one.
+
+    The one validation every config goes through once, in ``build_config``; library entry points that take
+    a config built in code call ``cfg.validate()``, the same checks.
+    """
+    validate = getattr(cfg, "validate", None)
+    if callable(validate):
+        validate()
+    else:
+        check_fields(cfg, type(cfg).__name__)
+
+
 def build_config(cls: type[T], *sources: dict[str, Any] | None, source_names: tuple[str, ...] = ()) -> T:
     """Instantiate dataclass ``cls`` from mappings applied left to right; ``None`` values are skipped.
 
     ``source_names`` (parallel to ``sources``) only feeds error messages, e.g. ``("params.yaml:train", "flags")``.
     """
-    if not dataclasses.is_dataclass(cls):
-        raise TypeError(f"{cls!r} is not a dataclass")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = _init_fields(cls)
     values: dict[str, Any] = {}
     for i, src in enumerate(sources):
-        if not src:
-            continue
         name = source_names[i] if i < len(source_names) else f"source {i}"
-        for key, val in src.items():
-            if val is None:
-                continue
-            if key not in fields:
-                raise ConfigError(f"{name}: unknown field '{key}' (expected one of: {', '.join(sorted(fields))})")
-            values[key] = _coerce(val, hints[key], f"{name}: field '{key}'")
-    try:
-        cfg = cls(**values)
-    except TypeError as exc:
-        raise ConfigError(f"{cls.__name__}: {exc}") from exc
-    validate = getattr(cfg, "validate", None)
-    if callable(validate):
-        validate()
+        values.update(_coerced(cls, fields, src, name))
+    cfg = _construct(cls, values)
+    check(cfg)
     return cfg
 
 
@@ -153,30 +178,37 @@ def load_config(
 ) -> T:
     """Stage config from ``params_file[section]`` (if given and present) overridden by non-None ``overrides``.
 
-    ``reads`` names the fields this command takes from the section (or is a function of the config built
-    from the whole section, e.g. of its ``method``, that names them); the default is every field. The
-    section is checked whole either way (unknown keys, types, bounds), but only those fields come from it,
-    the others keep their defaults, and a field a flag sets is never read from the file: the config, and
-    every output that records it, then depends on no params key the DVC stage does not list (dvc.yaml).
+    ``reads`` names the fields this command takes from the section (or is a function of the config the
+    whole section and the flags give, e.g. of its ``method``, that names them); the default is every field.
+    The section is checked whole either way (unknown keys, types, each field's declared bounds), but only
+    those fields come from it, the others keep their defaults, and a field a flag sets is never read from
+    the file: the config, and every output that records it, then depends on no params key the DVC stage
+    does not list (dvc.yaml). The config is validated once, as built.
     """
-    file_values: dict[str, Any] | None = None
-    name = "params"
-    if params_file is not None and section is not None:
-        params = read_params(params_file)
-        name = f"{params_file}:{section}"
-        file_values = get_section(params, section, source=str(params_file))
-    names = (name, "flags")
-    cfg = build_config(cls, file_values, overrides, source_names=names)  # a section belongs to one config: typos raise
-    if file_values is None:
-        return cfg
-    fields = [f.name for f in dataclasses.fields(cls) if f.init]
-    wanted = list(reads(cfg) if callable(reads) else fields if reads is None else reads)
+    if params_file is None or section is None:
+        return build_config(cls, None, overrides, source_names=("params", "flags"))
+    name = f"{params_file}:{section}"
+    file_values = get_section(read_params(params_file), section, source=str(params_file))
+    fields = _init_fields(cls)
+    from_file = _coerced(cls, fields, file_values, name)  # a section belongs to one config: typos raise
+    from_flags = _coerced(cls, fields, overrides, "flags")
+    if callable(reads):
+        wanted = list(reads(_construct(cls, {**from_file, **from_flags})))  # not validated: only asked what it reads
+    else:
+        wanted = list(fields if reads is None else reads)
     unknown = sorted(set(wanted) - set(fields))
     if unknown:
         raise TypeError(f"{cls.__name__}: reads names no field {unknown}")
-    flagged = {k for k, v in (overrides or {}).items() if v is not None}
-    taken = {k: file_values.get(k) for k in wanted if k not in flagged}
-    return build_config(cls, taken, overrides, source_names=names)
+    # asked for by key (not taken from the iteration above): what a command takes is what it asks for
+    taken = {k: from_file[k] for k in wanted if k not in from_flags and file_values.get(k) is not None}
+    for key in sorted(set(from_file) - set(taken)):  # keys left unread are still held to their declarations
+        decl = declaration(fields[key])
+        problem = decl and field_problem(key, decl, from_file[key], when_given=optional(typing.get_type_hints(cls)[key]))
+        if problem:
+            raise ConfigError(f"{name}: {problem}")
+    cfg = _construct(cls, {**taken, **from_flags})
+    check(cfg)
+    return cfg
 
 
 def resolved(cfg: Any) -> dict[str, Any]:

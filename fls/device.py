@@ -16,9 +16,9 @@ def resolve_device(name: str | None = "auto") -> torch.device:
     try:
         dev = torch.device(name)
     except (RuntimeError, TypeError) as exc:
-        raise DeviceError(f"--device: '{name}' is not a torch device ({exc})") from None
+        raise DeviceError(f"device: '{name}' is not a torch device ({exc})") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"--device: '{name}' requested but CUDA is not available on this machine (use cpu or auto)")
+        raise DeviceError(f"device: '{name}' requested but CUDA is not available on this machine (use cpu or auto)")
     if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise DeviceError(f"--device: '{name}' requested but MPS is not available on this machine")
+        raise DeviceError(f"device: '{name}' requested but MPS is not available on this machine")
     return dev

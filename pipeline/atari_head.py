@@ -14,22 +14,13 @@ from fls.config import load_config, resolved
 from fls.runinfo import write_run_info
 from fls.stage_files import RUN_INFO
 from pipeline.errors import cli_errors
-from pipeline.options import OutDir, ParamsFile, Seed
+from pipeline.config_flags import ConfigFlag, config_flags
+from pipeline.options import OutDir, ParamsFile
 
 app = typer.Typer(
     help="Atari-HEAD human gaze data: acquire (the DVC stage), download, preprocess, synthetic sample, local server.",
     no_args_is_help=True,
 )
-
-Games = Annotated[
-    Optional[str],
-    typer.Option("--games", help="Comma list of games (breakout,enduro,ms_pacman,seaquest,space_invaders); default all five."),
-]
-SkipBad = Annotated[
-    Optional[bool],
-    typer.Option("--skip-bad-trials/--no-skip-bad-trials", help="List unreadable trials in index.csv instead of failing."),
-]
-
 
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
 
@@ -63,14 +54,13 @@ def acquire_cmd(
 
 @app.command("download")
 @cli_errors
+@config_flags(AtariHeadConfig)
 def download_cmd(
     out: OutDir,
-    games: Games = None,
-    api_url: Annotated[Optional[str], typer.Option("--api-url", help="Zenodo API root (default https://zenodo.org/api).")] = None,
-    record_id: Annotated[
-        Optional[str], typer.Option("--record-id", help="Zenodo record id: 3451402 (v4, default) or 2603190 (v2, the paper's).")
-    ] = None,
-    release: Annotated[Optional[str], typer.Option("--release", help="auto | v2 | v4 (atari_head.release).")] = None,
+    games: ConfigFlag = None,
+    api_url: ConfigFlag = None,
+    record_id: ConfigFlag = None,
+    release: ConfigFlag = None,
     from_dir: Annotated[
         Optional[Path],
         typer.Option("--from-dir", file_okay=False, help="Use files placed by hand in this folder instead of the network."),
@@ -78,15 +68,15 @@ def download_cmd(
     record: Annotated[
         Optional[Path], typer.Option("--record", dir_okay=False, help="Record JSON to verify --from-dir files against.")
     ] = None,
-    retries: Annotated[Optional[int], typer.Option("--retries", min=0, help="Retries per file.")] = None,
-    backoff: Annotated[Optional[float], typer.Option("--backoff", min=0, help="First retry delay (s), doubled each time.")] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Socket timeout (s).")] = None,
+    retries: ConfigFlag = None,
+    backoff: ConfigFlag = None,
+    timeout: ConfigFlag = None,
     progress: Progress = True,
     params: ParamsFile = None,
+    *,
+    overrides: dict,
 ) -> None:
     """Download (resumable, md5-verified) the game zips + meta_data.csv, or verify hand-placed files."""
-    overrides = {"games": games, "api_url": api_url, "record_id": record_id, "retries": retries, "backoff": backoff,
-                 "timeout": timeout, "release": release}
     cfg = _config(params, overrides, DOWNLOAD_READS)
     result = write_download(cfg, out, progress=progress, from_dir=from_dir, record=record)
     typer.echo(_download_line(result, out))
@@ -94,23 +84,25 @@ def download_cmd(
 
 @app.command("preprocess")
 @cli_errors
+@config_flags(AtariHeadConfig)
 def preprocess_cmd(
     in_dir: Annotated[
         Path, typer.Option("--in", file_okay=False, help="Download output: <game>.zip files (v4) or flat trials (v2).")
     ],
     out: OutDir,
-    games: Games = None,
-    skip_bad_trials: SkipBad = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Trials preprocessed in parallel.")] = None,
-    release: Annotated[Optional[str], typer.Option("--release", help="auto | v2 | v4 (atari_head.release).")] = None,
+    games: ConfigFlag = None,
+    skip_bad_trials: ConfigFlag = None,
+    workers: ConfigFlag = None,
+    release: ConfigFlag = None,
     progress: Progress = True,
     params: ParamsFile = None,
+    *,
+    overrides: dict,
 ) -> None:
     """Replay every trial through the agents' preprocessing; write per-trial NPZs (both gaze alignments) and index.csv."""
     from fls.atari_head.preprocess import preprocess
 
-    cfg = _config(params, {"games": games, "skip_bad_trials": skip_bad_trials, "workers": workers, "release": release},
-                  PREPROCESS_READS)
+    cfg = _config(params, overrides, PREPROCESS_READS)
     summary = preprocess(
         in_dir,
         out,
@@ -126,17 +118,20 @@ def preprocess_cmd(
 
 @app.command("sample")
 @cli_errors
+@config_flags(AtariHeadConfig)
 def sample_cmd(
     out: OutDir,
-    seed: Seed = None,
-    games: Games = None,
+    sample_seed: ConfigFlag = None,
+    games: ConfigFlag = None,
     frames: Annotated[int, typer.Option("--frames", min=3, help="Raw frames per trial.")] = 300,
     trials: Annotated[int, typer.Option("--trials", min=0, help="Regular trials per game (plus one highscore trial).")] = 2,
-    release: Annotated[Optional[str], typer.Option("--release", help="Layout: v4 (zips) or v2 (flat; auto = v4).")] = None,
+    release: ConfigFlag = None,
     params: ParamsFile = None,
+    *,
+    overrides: dict,
 ) -> None:
     """Write a small SYNTHETIC dataset in the real Atari-HEAD layout (real ALE frames, fake gaze)."""
-    cfg = _config(params, {"games": games, "sample_seed": seed, "release": release}, SAMPLE_READS)
+    cfg = _config(params, overrides, SAMPLE_READS)
     write_sample(cfg, out, frames=frames, trials=trials)
     typer.echo(_sample_line(cfg, out))
 

@@ -10,6 +10,7 @@ import typer
 from fls.envs.trace import TraceConfig, trace_env, write_trace
 from fls.envs.types import DEFAULT_MAX_EPISODE_STEPS
 from pipeline.errors import cli_errors
+from pipeline.options import Progress, Quiet
 
 app = typer.Typer(help="Inspect the training / evaluation environment.", no_args_is_help=True)
 
@@ -27,12 +28,13 @@ def trace(
         bool, typer.Option("--episodic-life/--no-episodic-life", help="A lost life ends the learning episode (Baselines' default).")
     ] = True,
     max_episode_steps: Annotated[int, typer.Option("--max-episode-steps", help="Whole-game cap in agent steps.")] = DEFAULT_MAX_EPISODE_STEPS,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    progress: Progress = True,
+    quiet: Quiet = False,
 ) -> None:
     """Play random actions in the training env and save what the agent sees (schema: fls/envs/trace.py)."""
     cfg = TraceConfig(game=game, steps=steps, actions_seed=actions_seed, seed=seed, noop_max=noop_max,
                       episodic_life=episodic_life, max_episode_steps=max_episode_steps)
-    tr = trace_env(cfg, progress=not quiet)
+    tr = trace_env(cfg, progress=progress and not quiet)
     path = write_trace(tr, out)
     typer.echo(f"{path}: {steps} steps, {int(tr['done'].sum())} learning-episode ends, "
                f"{int(tr['game_over'].sum())} game ends")

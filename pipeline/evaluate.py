@@ -8,13 +8,15 @@ from typing import Annotated, Optional
 import typer
 
 from fls.config import ConfigError, load_config
-from fls.evaluation.evaluate import EvalConfig
+from fls.evaluation.config import EvalConfig
 from fls.evaluation.stage import evaluate_to_dir
 from pipeline.errors import cli_errors
-from pipeline.options import Arch, Device, Game, InitSeed, OutDir, ParamsFile, Quiet, RunDir, Seed
+from pipeline.config_flags import ConfigFlag, config_flags
+from pipeline.options import Arch, InitSeed, OutDir, ParamsFile, Progress, Quiet, RunDir
 
 
 @cli_errors
+@config_flags(EvalConfig)
 def main(
     out: OutDir = None,  # type: ignore[assignment]  # required unless --runs
     run: RunDir = None,
@@ -32,43 +34,28 @@ def main(
     game: Annotated[
         Optional[str], typer.Option("--game", help="Game to play (default: the run's game); BreakoutInfinite allowed.")
     ] = None,
-    episodes: Annotated[Optional[int], typer.Option("--episodes", help="Whole-game episodes in total (8192).")] = None,
-    num_envs: Annotated[Optional[int], typer.Option("--num-envs", help="Parallel envs; must divide --episodes (16).")] = None,
-    seed: Seed = None,
-    max_episode_steps: Annotated[
-        Optional[int],
-        typer.Option("--max-episode-steps", help="Episode cap in agent steps for every game; drops evaluate.max_episode_steps_by_game."),
-    ] = None,
-    deterministic: Annotated[
-        Optional[bool], typer.Option("--deterministic/--stochastic", help="Argmax actions instead of sampling.")
-    ] = None,
+    episodes: ConfigFlag = None,
+    num_envs: ConfigFlag = None,
+    seed: ConfigFlag = None,
+    max_episode_steps: ConfigFlag = None,
+    deterministic: ConfigFlag = None,
     video: Annotated[Optional[Path], typer.Option("--video", help="Write a perception video (.mp4) here.", dir_okay=False)] = None,
     frames: Annotated[Optional[Path], typer.Option("--frames", help="Write every k-th video frame as PNG here.", file_okay=False)] = None,
-    frame_every: Annotated[Optional[int], typer.Option("--frame-every", help="k for --frames (10).")] = None,
-    video_max_steps: Annotated[Optional[int], typer.Option("--video-max-steps", help="Video length cap in agent steps (2000).")] = None,
-    env_groups: Annotated[
-        Optional[int], typer.Option("--env-groups", help="Env groups: one steps while the net acts for another (2; 1 = no pipelining).")
-    ] = None,
+    frame_every: ConfigFlag = None,
+    video_max_steps: ConfigFlag = None,
+    env_groups: ConfigFlag = None,
     params: ParamsFile = None,
-    device: Device = None,
+    device: ConfigFlag = None,
     arch: Arch = None,
     init_seed: InitSeed = None,
+    progress: Progress = True,
     quiet: Quiet = False,
+    *,
+    overrides: dict,
 ) -> None:
     """Evaluate a policy: OUT/eval.json (per-episode scores + summary), OUT/episodes.csv, OUT/run_info.json."""
-    overrides = {
-        "episodes": episodes,
-        "num_envs": num_envs,
-        "seed": seed,
-        "max_episode_steps": max_episode_steps,
-        # an explicit cap is the cap: per-game entries from the params file must not override the flag
-        "max_episode_steps_by_game": {} if max_episode_steps is not None else None,
-        "deterministic": deterministic,
-        "device": device,
-        "frame_every": frame_every,
-        "video_max_steps": video_max_steps,
-        "env_groups": env_groups,
-    }
+    # an explicit cap is the cap: per-game entries from the params file must not override the flag
+    overrides["max_episode_steps_by_game"] = {} if max_episode_steps is not None else None
     cfg = load_config(EvalConfig, params, "evaluate" if params is not None else None, overrides,
                       reads=EvalConfig.fields_read(filming=video is not None or frames is not None))
     if runs is not None or out_root is not None:
@@ -87,7 +74,7 @@ def main(
         game=game,
         video=video,
         frames=frames,
-        progress=not quiet,
+        progress=progress and not quiet,
     )
     s = result["summary"]
     typer.echo(

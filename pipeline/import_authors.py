@@ -10,7 +10,7 @@ import typer
 from fls.authors.importer import AuthorsConfig, AuthorsImportError, import_authors, import_one
 from fls.config import load_config
 from pipeline.errors import cli_errors
-from pipeline.options import Arch, Game, OutDir, ParamsFile, Quiet, Seed
+from pipeline.options import Arch, Game, OutDir, ParamsFile, Progress, Quiet, Seed
 
 
 @cli_errors
@@ -28,6 +28,7 @@ def main(
     games: Annotated[Optional[str], typer.Option("--games", help="Comma-separated games to import (default: all).")] = None,
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated train seeds to import (default: all).")] = None,
     params: ParamsFile = None,
+    progress: Progress = True,
     quiet: Quiet = False,
 ) -> None:
     """Whole download: OUT/<arch>/<game>/<seed>/{model.pt,metrics.csv,summary.json,run_info.json,authors/} and
@@ -44,5 +45,5 @@ def main(
         return
     split = lambda s: None if s is None else [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731
     seed_list = None if seeds is None else [int(x) for x in split(seeds)]
-    index = import_authors(cfg.dir, out, archs=split(archs), games=split(games), seeds=seed_list, progress=not quiet)
+    index = import_authors(cfg.dir, out, archs=split(archs), games=split(games), seeds=seed_list, progress=progress and not quiet)
     typer.echo(f"import-authors: {len(index['models'])} of {index['n_found']} models -> {out}")

@@ -21,4 +21,9 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable J
 InitSeed = Annotated[
     Optional[int], typer.Option("--init-seed", help="With --arch: seed of the fresh model's initialisation (0).")
 ]
-Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+# Every command shows or hides its progress bar with --progress/--no-progress (from the config field where
+# it has one); --quiet is the old spelling, kept working but hidden from --help.
+Progress = Annotated[
+    bool, typer.Option("--progress/--no-progress", help="Show a progress bar. (default: --progress)", show_default=False)
+]
+Quiet = Annotated[bool, typer.Option("--quiet", hidden=True, help="Deprecated: use --no-progress.")]

@@ -8,11 +8,14 @@ from typing import Annotated, Optional
 import typer
 
 from fls.report import build_report
+from fls.report.build import ReportConfig
+from pipeline.config_flags import ConfigFlag, config_flags
 from pipeline.errors import cli_errors
 from pipeline.options import OutDir
 
 
 @cli_errors
+@config_flags(ReportConfig)
 def main(
     out: OutDir = Path("reports"),
     runs: Annotated[Path, typer.Option("--runs", help="Root of the training runs (runs/<arch>/<game>/<seed>).", file_okay=False)] = Path("runs"),
@@ -24,13 +27,13 @@ def main(
     atari_head: Annotated[
         Optional[Path], typer.Option("--atari-head", help="Preprocessed Atari-HEAD for the gaze panels (report.atari_head).", file_okay=False)
     ] = None,
-    panel_frames: Annotated[Optional[int], typer.Option("--panel-frames", help="Inputs per gaze panel (report.panel_frames).")] = None,
-    perception_steps: Annotated[
-        Optional[int], typer.Option("--perception-steps", help="Figure 4 rollout length in agent steps; 0 = no Figure 4 (report.perception_steps).")
-    ] = None,
+    panel_frames: ConfigFlag = None,
+    perception_steps: ConfigFlag = None,
     no_figures: Annotated[bool, typer.Option("--no-figures", help="Tables only.")] = False,
+    *,
+    overrides: dict,
 ) -> None:
     """Write OUT/index.md, OUT/tables/*.{md,csv,tex}, OUT/figures/*.png, OUT/metrics.json."""
-    overrides = {"atari_head": atari_head, "panel_frames": panel_frames, "perception_steps": perception_steps, "figures": False if no_figures else None}
+    overrides.update(atari_head=atari_head, figures=False if no_figures else None)
     written = build_report(params, runs, evals, scores, out, overrides)
     typer.echo(f"report: {len(written)} files under {out} (start at {out / 'index.md'})")

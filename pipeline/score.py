@@ -12,10 +12,12 @@ from fls.config import load_config, read_params
 from fls.scoring import ScoreConfig, score_to_dir
 from fls.variants import parse_variant
 from pipeline.errors import cli_errors
-from pipeline.options import Arch, Device, Game, InitSeed, OutDir, ParamsFile, Quiet, RunDir, Seed
+from pipeline.config_flags import ConfigFlag, config_flags
+from pipeline.options import Arch, Game, InitSeed, OutDir, ParamsFile, Quiet, RunDir
 
 
 @cli_errors
+@config_flags(ScoreConfig)
 def main(
     out: OutDir,
     atari_head: Annotated[
@@ -29,14 +31,8 @@ def main(
     arch: Arch = None,
     init_seed: InitSeed = None,
     game: Game = None,
-    method: Annotated[
-        Optional[str],
-        typer.Option("--method", help="attention | uniform | center_bias | perturbation | gradient (attention)."),
-    ] = None,
-    protocol: Annotated[
-        Optional[str],
-        typer.Option("--protocol", help="authors (Table 4 as the authors computed it) | fls (score.protocol; fls)."),
-    ] = None,
+    method: ConfigFlag = None,
+    protocol: ConfigFlag = None,
     alignment: Annotated[
         Optional[str],
         typer.Option("--alignment", help="Gaze of each input: authors | aligned (atari_head.alignment; aligned)."),
@@ -45,14 +41,17 @@ def main(
         Optional[str],
         typer.Option("--variant", help="<alignment>-<protocol> in one flag (e.g. aligned-fls), for the score_corrected stages."),
     ] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Inputs per batch (64).")] = None,
-    n_draws: Annotated[Optional[int], typer.Option("--n-draws", help="Shuffled-AUC draws per input (100).")] = None,
-    seed: Seed = None,
-    max_trials: Annotated[Optional[int], typer.Option("--max-trials", help="Quick run: first N trials.")] = None,
-    max_inputs: Annotated[Optional[int], typer.Option("--max-inputs", help="Quick run: first N inputs per trial.")] = None,
+    batch_size: ConfigFlag = None,
+    n_draws: ConfigFlag = None,
+    seed: ConfigFlag = None,
+    max_trials: ConfigFlag = None,
+    max_inputs: ConfigFlag = None,
     params: ParamsFile = None,
-    device: Device = None,
+    device: ConfigFlag = None,
+    progress: ConfigFlag = None,
     quiet: Quiet = False,
+    *,
+    overrides: dict,
 ) -> None:
     """Score saliency vs gaze: OUT/per_input.parquet, per_trial.json, summary.json, run_info.json."""
     if variant is not None:
@@ -61,17 +60,9 @@ def main(
             if given is not None and given != implied:
                 raise ValueError(f"--variant {variant} says {flag} {implied}, but {flag} {given} was given")
         alignment, protocol = v_alignment, v_protocol
-    overrides = {
-        "method": method,
-        "protocol": protocol,
-        "batch_size": batch_size,
-        "n_draws": n_draws,
-        "seed": seed,
-        "max_trials": max_trials,
-        "max_inputs": max_inputs,
-        "device": device,
-        "progress": False if quiet else None,
-    }
+    overrides["protocol"] = protocol
+    if quiet:  # the deprecated spelling of --no-progress
+        overrides["progress"] = False
     cfg = load_config(ScoreConfig, params, "score" if params is not None else None, overrides, reads=ScoreConfig.fields_read)
     # the gaze to score against, the one atari_head key scoring reads (not at all when a flag gives it)
     has_head = alignment is None and params is not None and "atari_head" in read_params(params)

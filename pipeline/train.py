@@ -15,10 +15,12 @@ from fls.config import ConfigError, load_config
 from fls.ppo.config import TrainConfig
 from fls.ppo.trainer import train
 from pipeline.errors import cli_errors
-from pipeline.options import Arch, Device, Game, ParamsFile, Seed
+from pipeline.config_flags import ConfigFlag, config_flags
+from pipeline.options import ParamsFile
 
 
 @cli_errors
+@config_flags(TrainConfig)
 def main(
     out: Annotated[
         Optional[Path], typer.Option("--out", help="Output directory of the run (created if missing).", file_okay=False)
@@ -31,26 +33,19 @@ def main(
         Optional[Path],
         typer.Option("--out-root", help="With --seeds: run i goes to OUT_ROOT/<arch>/<game>/<seed i>.", file_okay=False),
     ] = None,
-    arch: Arch = None,
-    game: Game = None,
-    seed: Seed = None,
-    total_steps: Annotated[
-        Optional[str], typer.Option("--total-steps", metavar="N", help="Agent steps over all envs, e.g. 5e7 (the paper's).")
-    ] = None,
+    arch: ConfigFlag = None,
+    game: ConfigFlag = None,
+    seed: ConfigFlag = None,
+    total_steps: ConfigFlag = None,
     params: ParamsFile = None,
-    device: Device = None,
-    checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="Checkpoint every N updates.")] = None,
-    num_envs: Annotated[Optional[int], typer.Option("--num-envs", help="Parallel envs (paper: 8).")] = None,
-    num_steps: Annotated[Optional[int], typer.Option("--num-steps", help="Steps per env per rollout (paper: 128).")] = None,
-    torch_threads: Annotated[Optional[int], typer.Option("--torch-threads", help="CPU threads (parallel batch shards; 0 = one per CPU).")] = None,
-    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show a progress bar.")] = None,
-    tensorboard: Annotated[
-        Optional[bool], typer.Option("--tensorboard/--no-tensorboard", help="Also write TensorBoard events to OUT/tensorboard/.")
-    ] = None,
-    max_episode_steps: Annotated[
-        Optional[int],
-        typer.Option("--max-episode-steps", help="Whole-game cap in agent steps for this game; drops train.max_episode_steps_by_game."),
-    ] = None,
+    device: ConfigFlag = None,
+    checkpoint_every: ConfigFlag = None,
+    num_envs: ConfigFlag = None,
+    num_steps: ConfigFlag = None,
+    torch_threads: ConfigFlag = None,
+    progress: ConfigFlag = None,
+    tensorboard: ConfigFlag = None,
+    max_episode_steps: ConfigFlag = None,
     restart_on_change: Annotated[
         bool,
         typer.Option(
@@ -58,15 +53,12 @@ def main(
             help="If --out holds a run made with other learning settings, delete it and start afresh (default: refuse).",
         ),
     ] = False,
+    *,
+    overrides: dict,
 ) -> None:
     """Train an agent; rerunning the same command on the same --out resumes it from checkpoint.pt."""
-    overrides = {
-        "arch": arch, "game": game, "seed": seed, "total_steps": total_steps, "device": device,
-        "checkpoint_every": checkpoint_every, "num_envs": num_envs, "num_steps": num_steps,
-        "torch_threads": torch_threads, "progress": progress, "tensorboard": tensorboard,
-        "max_episode_steps": max_episode_steps,
-        "max_episode_steps_by_game": {} if max_episode_steps is not None else None,
-    }
+    # an explicit cap is the cap: per-game entries from the params file must not override the flag
+    overrides["max_episode_steps_by_game"] = {} if max_episode_steps is not None else None
     if seeds is not None:
         if out is not None or seed is not None or out_root is None:
             raise ConfigError("--seeds: needs --out-root, and excludes --out and --seed")
@@ -91,9 +83,8 @@ def main(
 def _train_seeds(seeds: str, out_root: Path, params: Optional[Path], overrides: dict, restart_on_change: bool) -> None:
     from fls.ppo.multirun import parse_seeds, report, run_dir, seed_configs, train_many
 
-    base = load_config(TrainConfig, params, "train" if params is not None else None, overrides)
-    base.validate()
-    cfgs = seed_configs(base, parse_seeds(seeds))
+    base = load_config(TrainConfig, params, "train" if params is not None else None, overrides)  # validated
+    cfgs = seed_configs(base, parse_seeds(seeds))  # its errors start "seeds: " (the value of --seeds)
     try:
         outcomes = train_many(cfgs, [run_dir(out_root, c) for c in cfgs], restart_on_change=restart_on_change)
     except KeyboardInterrupt:

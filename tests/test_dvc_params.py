@@ -194,7 +194,7 @@ def test_every_profile_holds_every_params_key_dvc_yaml_lists(pname):
 def test_load_config_takes_only_the_fields_a_command_reads_but_checks_the_whole_section(tmp_path):
     """The mechanism behind the exact lists: ``load_config(reads=...)``."""
     from fls.config import ConfigError, load_config
-    from fls.evaluation.evaluate import EvalConfig
+    from fls.evaluation.config import EvalConfig
     from fls.scoring import ScoreConfig
 
     params = tmp_path / "params.yaml"

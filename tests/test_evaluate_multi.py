@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fls.evaluation.evaluate import EvalConfig, EvaluationError, evaluate
+from fls.evaluation.config import EvalConfig, EvaluationError
+from fls.evaluation.evaluate import evaluate
 from fls.evaluation.multi import evaluate_many
 from fls.models import build_model
 

@@ -55,7 +55,7 @@ def test_runs_made_before_the_new_keys_resume(tmp_path):
 
 
 @pytest.mark.parametrize("field,value,needle", [("precision", "fp16", "'precision' must be one of fp32, bf16"),
-                                                 ("channels_last", "yes", "'channels_last' must be auto, on or off")])
+                                                 ("channels_last", "yes", "'channels_last' must be one of auto, on, off")])
 def test_bad_values_are_one_line_errors(tmp_path, field, value, needle):
     with pytest.raises(ConfigError, match=needle):
         train(tiny_cfg(**{field: value}), tmp_path / "x")

@@ -354,7 +354,7 @@ PROFILES = [REPO / "params.yaml", *sorted((REPO / "profiles").glob("*.yaml"))]
 @pytest.mark.parametrize("src", PROFILES, ids=lambda p: p.name)
 def test_every_profile_loads_into_every_stage_config(src, tmp_path):
     from fls.atari_head import AtariHeadConfig, head_game
-    from fls.evaluation.evaluate import EvalConfig
+    from fls.evaluation.config import EvalConfig
     from fls.ppo.config import TrainConfig
     from fls.scoring import ScoreConfig
 
@@ -389,7 +389,7 @@ def test_paper_profile_is_the_paper_protocol(tmp_path):
     assert float(params["train"]["total_steps"]) == 5e7
     assert (params["evaluate"]["episodes"], params["evaluate"]["num_envs"]) == (8192, 16)
     assert "BeamRider" not in g["score_games"] and len(g["score_games"]) == 5
-    from fls.evaluation.evaluate import EvalConfig
+    from fls.evaluation.config import EvalConfig
     from fls.ppo.config import TrainConfig
 
     ev = load_config(EvalConfig, paper_file, "evaluate")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from fls.evaluation.evaluate import EvalConfig
+from fls.evaluation.config import EvalConfig
 from fls.evaluation.video import (
     VIDEO_SIZE,
     VideoError,

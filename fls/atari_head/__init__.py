@@ -10,10 +10,11 @@ synthetic dataset in the real on-disk layout), ``zenodo_server`` (a local stand-
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fls.config import ConfigError
 from fls.games import get_game
+from fls.settings import check_fields, setting
 
 RECORD_ID = "3451402"  # version 4; the paper's Table 4 used the early release 2603190 (profiles/paper.yaml)
 PAPER_RECORD_ID = "2603190"
@@ -63,31 +64,28 @@ def parse_games(games: str | list[str] | tuple[str, ...] | None) -> list[str]:
 class AtariHeadConfig:
     """The ``atari_head`` section of params.yaml (download and preprocess settings)."""
 
-    games: list[str] = field(default_factory=lambda: list(HEAD_GAMES))
-    api_url: str = API_URL
-    record_id: str = RECORD_ID
-    retries: int = 5
-    backoff: float = 2.0  # seconds; doubled after each failed attempt
-    timeout: float = 60.0  # seconds per socket operation
-    skip_bad_trials: bool = False
-    workers: int = 1  # preprocessing processes
-    sample_seed: int = 0
-    release: str = "auto"  # auto | v2 (flat, record 2603190) | v4 (per-game zips, record 3451402)
-    alignment: str = "aligned"  # gaze of each input, read by `fls score`: authors (their off-by-one) | aligned
+    games: list[str] = setting(
+        default_factory=lambda: list(HEAD_GAMES),
+        help="Comma list of games (Atari-HEAD names; all: the five).",
+    )
+    api_url: str = setting(API_URL, help="Zenodo API base URL.")
+    record_id: str = setting(RECORD_ID, help="Zenodo record id of the Atari-HEAD release.")
+    retries: int = setting(5, ge=0, help="Retries per file.")
+    backoff: float = setting(2.0, ge=0, help="Seconds before the first retry; doubled after each failed attempt.")
+    timeout: float = setting(60.0, gt=0, help="Seconds per socket operation.")
+    skip_bad_trials: bool = setting(False, help="List unreadable trials in index.csv instead of failing.")
+    workers: int = setting(1, ge=1, help="Preprocessing processes.")
+    sample_seed: int = setting(0, flag="--seed", help="Seed of the synthetic sample.")
+    release: str = setting(
+        "auto", choices=("auto", "v2", "v4"), help="auto | v2 (flat, record 2603190) | v4 (per-game zips, record 3451402).",
+    )
+    alignment: str = setting(
+        "aligned", choices=("authors", "aligned"),
+        help="Gaze of each input, read by `fls score`: authors (their off-by-one) | aligned.",
+    )
 
     def validate(self) -> None:
-        if self.retries < 0:
-            raise ConfigError(f"atari_head: field 'retries' must be >= 0, got {self.retries}")
-        if self.backoff < 0:
-            raise ConfigError(f"atari_head: field 'backoff' must be >= 0, got {self.backoff}")
-        if self.workers < 1:
-            raise ConfigError(f"atari_head: field 'workers' must be >= 1, got {self.workers}")
-        if self.timeout <= 0:
-            raise ConfigError(f"atari_head: field 'timeout' must be > 0, got {self.timeout}")
-        if self.release not in ("auto", "v2", "v4"):
-            raise ConfigError(f"atari_head: field 'release' must be auto, v2 or v4, got {self.release!r}")
-        if self.alignment not in ("authors", "aligned"):
-            raise ConfigError(f"atari_head: field 'alignment' must be authors or aligned, got {self.alignment!r}")
+        check_fields(self, "atari_head")  # bounds and choices, from the declarations above
         try:
             self.games = parse_games(self.games)
         except ValueError as exc:

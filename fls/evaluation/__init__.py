@@ -1,11 +1,10 @@
 """Evaluation protocol (scores over whole-game episodes), the `fls evaluate` stage and perception videos."""
 
+from fls.evaluation.config import EvalConfig, EvaluationError
 from fls.evaluation.evaluate import (
     ActionSampler,
     EpisodeLedger,
     Episode,
-    EvalConfig,
-    EvaluationError,
     check_action_set,
     check_same_game,
     check_seeds,

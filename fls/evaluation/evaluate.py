@@ -20,7 +20,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -29,80 +29,12 @@ from tqdm import tqdm
 
 from fls.config import resolved
 from fls.device import resolve_device
-from fls.envs.caps import cap_for, check_caps
 from fls.envs.vector import make_eval_env
+from fls.evaluation.config import EvalConfig, EvaluationError  # noqa: F401 (EvalConfig re-exported)
 from fls.games import base_game
 
 SCHEMA_VERSION = 1
 EPISODE_FIELDS = ("env", "index_in_env", "reward", "length_frames", "length_steps", "truncated")
-VIDEO_FIELDS = ("video_max_steps", "frame_every")  # EvalConfig fields read only by --video / --frames
-
-
-class EvaluationError(ValueError):
-    """Evaluation settings or inputs that cannot give a valid protocol run (message names the field)."""
-
-
-@dataclass
-class EvalConfig:
-    """Settings of one evaluation run (params.yaml section ``evaluate``; flags override)."""
-
-    episodes: int = 8192  # total whole-game episodes (the paper's 2**13)
-    num_envs: int = 16  # parallel envs; each contributes exactly episodes / num_envs episodes
-    seed: int = 1000  # env i is seeded seed + i; the action-sampling generator is seeded with seed
-    # Per-episode cap in agent steps (4-frame skips, hidden ones included) for games not in
-    # max_episode_steps_by_game. The authors' eval: gym's 100,000-step limit (75,000 for SpaceInvaders)
-    # and --max-eplen (108,000; 30,000 for Breakout), whichever is smaller (docs/evaluation.md).
-    max_episode_steps: int = 100_000
-    max_episode_steps_by_game: dict[str, int] = field(default_factory=dict)
-    episodic_life: bool = True  # the authors' eval kept Baselines' episode_life=True (zeroed stack after a lost life)
-    device: str = "auto"  # "auto": cuda if available, else cpu; or any torch device string
-    deterministic: bool = False  # False: sample actions from the policy (the protocol); True: argmax
-    video_max_steps: int = 2000  # agent steps recorded by --video / --frames at most
-    frame_every: int = 10  # --frames saves every k-th step of the video rollout
-    env_groups: int = 2  # >1: split the envs into groups whose stepping overlaps inference (see run_episodes)
-
-    def validate(self) -> None:
-        for name in ("episodes", "num_envs", "max_episode_steps", "video_max_steps", "frame_every", "env_groups"):
-            if getattr(self, name) <= 0:
-                raise EvaluationError(f"evaluate: field '{name}' must be positive, got {getattr(self, name)}")
-        if self.seed < 0:
-            raise EvaluationError(f"evaluate: field 'seed' must be >= 0, got {self.seed}")
-        self.max_episode_steps_by_game = check_caps(self.max_episode_steps_by_game, "evaluate", EvaluationError)
-        if self.num_envs % self.groups:
-            raise EvaluationError(
-                f"evaluate: num_envs ({self.num_envs}) must be divisible by env_groups ({self.env_groups}); "
-                f"set env_groups to a divisor (1 = no pipelining)"
-            )
-        if self.episodes % self.num_envs:
-            raise EvaluationError(
-                f"evaluate: episodes ({self.episodes}) must be divisible by num_envs ({self.num_envs}) so that "
-                f"every env contributes the same number of episodes"
-            )
-
-    def max_episode_steps_for(self, game: str) -> int:
-        """The cap (agent steps) for ``game``: its entry in ``max_episode_steps_by_game``, else ``max_episode_steps``."""
-        return cap_for(game, self.max_episode_steps, self.max_episode_steps_by_game)
-
-    @property
-    def groups(self) -> int:
-        """Env groups actually used (never more than there are envs)."""
-        return min(self.env_groups, self.num_envs)
-
-    @property
-    def per_env(self) -> int:
-        return self.episodes // self.num_envs
-
-    def env_seeds(self) -> list[int]:
-        return [self.seed + i for i in range(self.num_envs)]
-
-    @classmethod
-    def fields_read(cls, filming: bool) -> tuple[str, ...]:
-        """The fields an evaluation reads: the video ones (``VIDEO_FIELDS``) only when it also films.
-
-        ``fls evaluate`` takes only these from params.yaml, so ``eval.json`` (which records the config)
-        depends on no key the evaluate stages do not track.
-        """
-        return tuple(f.name for f in dataclasses.fields(cls) if filming or f.name not in VIDEO_FIELDS)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from fls.evaluation.evaluate import EvalConfig, EvaluationError, evaluate
+from fls.evaluation.config import EvalConfig, EvaluationError
+from fls.evaluation.evaluate import evaluate
 
 
 def evaluate_each(

@@ -64,11 +64,11 @@ def parse_seeds(text: str) -> list[int]:
     try:
         seeds = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise MultiRunError(f"--seeds: expected comma-separated integers such as 1,9,17, got {text!r}") from None
+        raise MultiRunError(f"seeds: expected comma-separated integers such as 1,9,17, got {text!r}") from None
     if not seeds:
-        raise MultiRunError(f"--seeds: expected at least one seed, got {text!r}")
+        raise MultiRunError(f"seeds: expected at least one seed, got {text!r}")
     if len(set(seeds)) != len(seeds):
-        raise MultiRunError(f"--seeds: duplicate seed in {text!r}")
+        raise MultiRunError(f"seeds: duplicate seed in {text!r}")
     return seeds
 
 

@@ -17,25 +17,26 @@ from fls.report import appendix_figures, demo_summary, figures, perception, seed
 from fls.report import authors as authors_report
 from fls.report.layout import GridConfig, Layout
 from fls.runinfo import write_run_info
+from fls.settings import check_fields, setting
 
 
 @dataclass
 class ReportConfig:
     """The ``report`` section of params.yaml."""
 
-    panel_frames: int = 3  # Atari-HEAD inputs per gaze panel figure (rows)
-    panel_seed: int | None = None  # which seed's models to draw (default: the first of grid.seeds)
-    atari_head: str = "data/atari_head/preprocessed"  # preprocessed Atari-HEAD for the gaze panels
-    atari_head_raw: str = ""  # raw download for the panels' RGB frames ("": data/atari_head/<data.atari_head_source>)
-    figures: bool = True  # False: tables only (no matplotlib work)
-    perception_steps: int = 200  # Figure 4: agent steps of each model's seeded rollout (0: no Figure 4)
-    perception_frames: int = 5  # Figure 4: frames shown per model, spread evenly over the rollout
-    perception_seed: int = 1000  # Figure 4: env seed of the rollout (the evaluation's unseen seed)
+    panel_frames: int = setting(3, ge=0, help="Atari-HEAD inputs per gaze panel figure (rows).")
+    panel_seed: int | None = setting(None, help="Which seed's models to draw (default: the first of grid.seeds).")
+    atari_head: str = setting("data/atari_head/preprocessed", help="Preprocessed Atari-HEAD for the gaze panels.")
+    atari_head_raw: str = setting(
+        "", help="Raw download for the panels' RGB frames (empty: data/atari_head/<data.atari_head_source>).",
+    )
+    figures: bool = setting(True, help="False: tables only (no matplotlib work).")
+    perception_steps: int = setting(200, ge=0, help="Figure 4: agent steps of each model's seeded rollout (0: no Figure 4).")
+    perception_frames: int = setting(5, ge=0, help="Figure 4: frames shown per model, spread evenly over the rollout.")
+    perception_seed: int = setting(1000, ge=0, help="Figure 4: env seed of the rollout (the evaluation's unseen seed).")
 
     def validate(self) -> None:
-        for name in ("panel_frames", "perception_steps", "perception_frames", "perception_seed"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"report: field '{name}' must be >= 0, got {getattr(self, name)}")
+        check_fields(self, "report")  # bounds, from the declarations above
 
 
 @dataclass

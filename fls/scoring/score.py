@@ -38,6 +38,7 @@ from fls.models.saliency import render_84, render_frame
 from fls.runinfo import write_run_info
 from fls.scoring.posthoc import gradient_saliency, perturbation_saliency, posthoc_frame_maps, to_frame
 from fls.scoring.reference_maps import reference_map
+from fls.settings import check_fields, setting
 from fls.stage_files import RUN_INFO, SCORE_METRICS, SCORE_PER_INPUT, SCORE_PER_TRIAL, SCORE_SUMMARY
 
 METHODS = ("attention", "uniform", "center_bias", "perturbation", "gradient")
@@ -61,23 +62,27 @@ class ScoringError(ValueError):
 class ScoreConfig:
     """The ``score`` section of params.yaml."""
 
-    method: Literal["attention", "uniform", "center_bias", "perturbation", "gradient"] = "attention"
+    method: Literal["attention", "uniform", "center_bias", "perturbation", "gradient"] = setting(
+        "attention", choices=METHODS, help="attention | uniform | center_bias | perturbation | gradient.",
+    )
     # authors: maps divided by the trial maximum, KL "0" = |s| <= 1e-8, sAUC others among all inputs (Table 4);
     # fls: per-map relative KL test, others among the inputs with fixations (docs/saliency_metrics.md)
-    protocol: Literal["authors", "fls"] = "fls"
-    batch_size: int = 64  # network inputs per forward pass / metric batch
-    n_draws: int = 100  # shuffled AUC: negative draws averaged per input
-    n_other: int = 10  # shuffled AUC: other inputs of the trial whose fixations give the negatives
-    seed: int = 42  # shuffled AUC streams (the authors used random_state=42)
-    kl_sigma: float = 5.0  # fixation blur for KL, px at 210x160
-    center_sigma: float = 0.25  # center_bias: Gaussian std as a fraction of frame height / width
-    perturb_sigma: float = 5.0  # perturbation: mask std, px at 84x84
-    perturb_stride: int = 5  # perturbation: grid step, px at 84x84
-    perturb_blur: float = 3.0  # perturbation: blur std of the perturbed copy, px at 84x84
-    device: str = "auto"
-    max_trials: Optional[int] = None  # quick runs: first N trials (by trial id)
-    max_inputs: Optional[int] = None  # quick runs: first N inputs of each trial
-    progress: bool = True
+    protocol: Literal["authors", "fls"] = setting(
+        "fls", choices=PROTOCOLS, help="authors (Table 4 as the authors computed it) | fls (score.protocol).",
+    )
+    batch_size: int = setting(64, ge=1, help="Inputs per batch (network forward pass / metric batch).")
+    n_draws: int = setting(100, ge=1, help="Shuffled-AUC draws per input.")
+    n_other: int = setting(10, ge=1, help="Shuffled AUC: other inputs of the trial whose fixations give the negatives.")
+    seed: int = setting(42, help="Shuffled-AUC random streams (the authors used random_state=42).")
+    kl_sigma: float = setting(5.0, gt=0, help="Fixation blur for KL, px at 210x160.")
+    center_sigma: float = setting(0.25, gt=0, help="center_bias: Gaussian std as a fraction of frame height / width.")
+    perturb_sigma: float = setting(5.0, gt=0, help="perturbation: mask std, px at 84x84.")
+    perturb_stride: int = setting(5, ge=1, help="perturbation: grid step, px at 84x84.")
+    perturb_blur: float = setting(3.0, gt=0, help="perturbation: blur std of the perturbed copy, px at 84x84.")
+    device: str = setting("auto", help="torch device; auto: cuda if available, else cpu.")
+    max_trials: Optional[int] = setting(None, ge=1, help="Quick run: first N trials (by trial id).")
+    max_inputs: Optional[int] = setting(None, ge=1, help="Quick run: first N inputs per trial.")
+    progress: bool = setting(True, help="Show a progress bar.")
 
     def fields_read(self) -> tuple[str, ...]:
         """The fields a run of ``method`` reads: all but the other methods' own (``METHOD_FIELDS``).
@@ -89,23 +94,7 @@ class ScoreConfig:
         return tuple(f.name for f in fields(self) if f.name not in others)
 
     def validate(self) -> None:
-        where = "score"
-        if self.method not in METHODS:
-            raise ConfigError(f"{where}: field 'method' must be one of {list(METHODS)}, got {self.method!r}")
-        if self.protocol not in PROTOCOLS:
-            raise ConfigError(f"{where}: field 'protocol' must be one of {list(PROTOCOLS)}, got {self.protocol!r}")
-        for name in ("batch_size", "n_draws", "perturb_stride"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{where}: field '{name}' must be >= 1, got {getattr(self, name)}")
-        if self.n_other < 1:
-            raise ConfigError(f"{where}: field 'n_other' must be >= 1, got {self.n_other}")
-        for name in ("kl_sigma", "center_sigma", "perturb_sigma", "perturb_blur"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{where}: field '{name}' must be > 0, got {getattr(self, name)}")
-        for name in ("max_trials", "max_inputs"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise ConfigError(f"{where}: field '{name}' must be >= 1 when given, got {v}")
+        check_fields(self, "score")  # bounds and choices, from the declarations above
 
 
 # ------------------------------------------------------------------------------------------ saliency
