@@ -11,15 +11,14 @@ import torch
 from typer.testing import CliRunner
 
 from fls.config import load_config
-from fls.evaluation.evaluate import (
+from fls.evaluation.evaluate import EvalConfig, evaluate
+from fls.evaluation.protocol import (
     ActionSampler,
     Episode,
     EpisodeLedger,
-    EvalConfig,
     EvaluationError,
     check_action_set,
     check_seeds,
-    evaluate,
     summarize,
     train_env_seeds,
 )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fls.evaluation.evaluate import EvalConfig, EvaluationError, evaluate
+from fls.evaluation.evaluate import EvalConfig, evaluate
+from fls.evaluation.protocol import EvaluationError
 from fls.evaluation.multi import evaluate_many
 from fls.models import build_model
 

@@ -11,7 +11,8 @@ import torch
 from fls.checkpoint import load_checkpoint, save_checkpoint
 from fls.config import ConfigError
 from fls.ppo.config import PPOConfig, TrainConfig
-from fls.ppo.trainer import ppo_update, train
+from fls.ppo.trainer import train
+from fls.ppo.update import ppo_update
 from helpers import tiny_train_config
 
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from fls.atomic import atomic_write_json
 from fls.config import ConfigError, build_config, load_config
-from fls.evaluation.evaluate import EPISODE_FIELDS, summarize
+from fls.evaluation.protocol import EPISODE_FIELDS, summarize
 from fls.report import GridConfig, Layout, build_report, figures, paper, perception, tables
 from fls.report.build import ReportConfig
 from fls.report.inputs import ReportInputError

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from fls.checkpoint import CheckpointError, load_checkpoint, load_policy
 from fls.config import ConfigError, build_config, load_config
 from fls.ppo.config import TrainConfig
-from fls.ppo.trainer import EPISODE_COLUMNS, METRIC_COLUMNS, RunMismatchError, train
+from fls.ppo.run_dir import EPISODE_COLUMNS, METRIC_COLUMNS, RunMismatchError
+from fls.ppo.trainer import train
 from helpers import read_csv, tiny_train_config
 from pipeline.app import app
 

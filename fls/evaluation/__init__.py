@@ -1,15 +1,14 @@
 """Evaluation protocol (scores over whole-game episodes), the `fls evaluate` stage and perception videos."""
 
-from fls.evaluation.evaluate import (
+from fls.evaluation.evaluate import EvalConfig, evaluate
+from fls.evaluation.protocol import (
     ActionSampler,
-    EpisodeLedger,
     Episode,
-    EvalConfig,
+    EpisodeLedger,
     EvaluationError,
     check_action_set,
     check_same_game,
     check_seeds,
-    evaluate,
     summarize,
     train_env_seeds,
 )

@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from fls.evaluation.evaluate import EvalConfig, EvaluationError, evaluate
+from fls.evaluation.evaluate import EvalConfig, evaluate
+from fls.evaluation.protocol import EvaluationError
 
 
 def evaluate_many(

@@ -1,8 +1,8 @@
 """What ``fls evaluate`` does around the protocol: load the policy, check it, evaluate, film, write OUT/.
 
-The protocol itself (config, episode ledger, action sampler, runner) is ``fls.evaluation.evaluate``; the
-perception video is ``fls.evaluation.video``. This module joins them and owns the evaluation directory's
-files (eval.json, episodes.csv, metrics.json, run_info.json).
+The protocol (episode ledger, action sampler, checks) is ``fls.evaluation.protocol``, its runner
+``fls.evaluation.evaluate``; the perception video is ``fls.evaluation.video``. This module joins them and
+owns the evaluation directory's files (eval.json, episodes.csv, metrics.json, run_info.json).
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ from fls.atomic import atomic_write_json, atomic_write_text
 from fls.checkpoint import load_policy_source
 from fls.config import resolved
 from fls.device import resolve_device
-from fls.evaluation.evaluate import (
+from fls.evaluation.evaluate import EvalConfig, evaluate
+from fls.evaluation.protocol import (
     EPISODE_FIELDS,
-    EvalConfig,
     EvaluationError,
     check_action_set,
     check_same_game,
-    evaluate,
     summarize,
     train_env_seeds,
 )
