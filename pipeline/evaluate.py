@@ -63,7 +63,7 @@ def main(
     }
     cfg = load_config(EvalConfig, params, "evaluate" if params is not None else None, overrides,
                       reads=EvalConfig.fields_read(filming=video is not None or frames is not None))
-    result = evaluate_to_dir(
+    record = evaluate_to_dir(
         cfg,
         out,
         run=run,
@@ -75,12 +75,12 @@ def main(
         frames=frames,
         progress=not quiet,
     )
-    s = result["summary"]
+    result, s = record.result, record.result.summary
     typer.echo(
-        f"{result['arch']} on {result['game']}: {s['n']} episodes, mean {s['mean']:.1f} +- {s['std']:.1f} "
-        f"(min {s['min']:.0f}, max {s['max']:.0f}, {s['n_truncated']} cut at {s['max_episode_steps']} steps) "
-        f"-> {result['paths']['eval']}"
+        f"{result.arch} on {result.game}: {s.n} episodes, mean {s.mean:.1f} +- {s.std:.1f} "
+        f"(min {s.min:.0f}, max {s.max:.0f}, {s.n_truncated} cut at {s.max_episode_steps} steps) "
+        f"-> {record.paths['eval']}"
     )
-    if result.get("video"):
-        v = result["video"]
+    if record.video:
+        v = record.video
         typer.echo(f"video: {v['steps']} steps, score {v['score']:.0f}" + (f" -> {v['video']}" if "video" in v else ""))

@@ -243,13 +243,13 @@ def test_cli_missing_preprocessed_dir(tmp_path):
 
 
 def test_cli_scores_a_checkpoint_and_refuses_another_games_gaze(head_dir, tmp_path, trials):
-    from fls.checkpoint import save_checkpoint
+    from fls.checkpoint import Checkpoint, save_checkpoint
 
     model = fresh_model("sparse_fls_pool", seed=7)
     run = tmp_path / "run"
-    payload = {"arch": "sparse_fls_pool", "num_actions": 4, "model": model.state_dict(), "update": 3,
+    payload = {"arch": "sparse_fls_pool", "num_actions": 4, "model": model.state_dict(), "optimizer": None, "update": 3,
                "global_step": 3072, "config": {"seed": 9, "arch": "sparse_fls_pool", "game": "Breakout"}}
-    save_checkpoint(run / "model.pt", {**payload, "game": "Breakout"})
+    save_checkpoint(run / "model.pt", Checkpoint(**{**payload, "game": "Breakout"}))
     out = tmp_path / "scored"
     res = runner.invoke(app, ["score", "--atari-head", str(head_dir), "--run", str(run), "--out", str(out),
                               "--max-inputs", "4", "--n-draws", "5", "--seed", "1", "--quiet"])
@@ -260,8 +260,8 @@ def test_cli_scores_a_checkpoint_and_refuses_another_games_gaze(head_dir, tmp_pa
     direct = score_model(model, trials, ScoreConfig(max_inputs=4, n_draws=5, seed=1, **CPU))
     pd.testing.assert_frame_equal(table, direct)
 
-    save_checkpoint(tmp_path / "enduro.pt", {**payload, "game": "Enduro", "num_actions": 9,
-                                             "model": fresh_model("sparse_fls_pool", 9).state_dict()})
+    save_checkpoint(tmp_path / "enduro.pt", Checkpoint(**{**payload, "game": "Enduro", "num_actions": 9,
+                                                          "model": fresh_model("sparse_fls_pool", 9).state_dict()}))
     res = runner.invoke(app, ["score", "--atari-head", str(head_dir), "--checkpoint", str(tmp_path / "enduro.pt"),
                               "--game", "Breakout", "--out", str(tmp_path / "y"), "--quiet"])
     assert res.exit_code == 2 and "trained on Enduro" in res.output

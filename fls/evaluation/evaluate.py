@@ -31,9 +31,9 @@ from fls.evaluation.protocol import (
     check_seeds,
     summarize,
 )
+from fls.evaluation.result import EvalSummary, EvalTiming, EvaluationResult
 from fls.games import base_game
 
-SCHEMA_VERSION = 1
 VIDEO_FIELDS = ("video_max_steps", "frame_every")  # EvalConfig fields read only by --video / --frames
 
 
@@ -196,8 +196,8 @@ def evaluate(
     env: EvalEnv | Sequence[EvalEnv] | None = None,
     device: torch.device | str | None = None,
     progress: bool = True,
-) -> dict[str, Any]:
-    """Play ``cfg.episodes`` episodes of ``game`` and return the eval.json body (without provenance).
+) -> EvaluationResult:
+    """Play ``cfg.episodes`` episodes of ``game``: the eval.json body without provenance.
 
     ``env`` defaults to ``fls.envs`` evaluation env for ``game`` seeded ``cfg.seed + i``; tests pass a fake.
     """
@@ -234,26 +234,25 @@ def evaluate(
     if actual and actual != seeds:  # the envs must have been seeded as recorded (and checked against training)
         raise EvaluationError(f"eval envs were seeded {actual}, expected {seeds}")
     rows = ledger.rows()
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "game": game,
-        "base_game": base_game(game).name,
-        "arch": spec.id if spec is not None else None,
-        "num_actions": int(num_actions) if num_actions is not None else None,
-        "config": resolved(cfg),
-        "device": str(dev),
-        "eval_env_seeds": seeds,
-        "train_env_seeds": sorted(int(s) for s in train_env_seeds),
-        "summary": {**summarize(rows), "max_episode_steps": cfg.max_episode_steps_for(game)},
-        "episodes": rows,
-        "timing": {
-            "wall_s": wall,
-            "vector_steps": agent_steps // cfg.num_envs,
-            "agent_steps": agent_steps,
-            "agent_steps_per_s": agent_steps / wall if wall > 0 else None,
-            "ignored_episodes": ledger.ignored,
-        },
-    }
+    return EvaluationResult(
+        game=game,
+        base_game=base_game(game).name,
+        arch=spec.id if spec is not None else None,
+        num_actions=int(num_actions) if num_actions is not None else None,
+        config=resolved(cfg),
+        device=str(dev),
+        eval_env_seeds=seeds,
+        train_env_seeds=sorted(int(s) for s in train_env_seeds),
+        summary=EvalSummary(**summarize(rows), max_episode_steps=cfg.max_episode_steps_for(game)),
+        episodes=rows,
+        timing=EvalTiming(
+            wall_s=wall,
+            vector_steps=agent_steps // cfg.num_envs,
+            agent_steps=agent_steps,
+            agent_steps_per_s=agent_steps / wall if wall > 0 else None,
+            ignored_episodes=ledger.ignored,
+        ),
+    )
 
 
 class VecEnvAdapter:

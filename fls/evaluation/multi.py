@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 
 from fls.evaluation.evaluate import EvalConfig, evaluate
 from fls.evaluation.protocol import EvaluationError
+from fls.evaluation.result import EvaluationResult
 
 
 def evaluate_many(
@@ -28,7 +28,7 @@ def evaluate_many(
     *,
     train_env_seeds: Sequence[Sequence[int]] | None = None,
     device: torch.device | str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[EvaluationResult]:
     """``[evaluate(models[i], game, cfg, train_env_seeds=train_env_seeds[i]) for i]``, run concurrently.
 
     The first error (by model index) is raised after every thread has ended.
@@ -37,7 +37,7 @@ def evaluate_many(
     seeds = list(train_env_seeds) if train_env_seeds is not None else [() for _ in models]
     if len(seeds) != len(models):
         raise EvaluationError(f"evaluate_many: {len(models)} models but {len(seeds)} train_env_seeds lists")
-    results: list[dict[str, Any] | None] = [None] * len(models)
+    results: list[EvaluationResult | None] = [None] * len(models)
     errors: list[BaseException | None] = [None] * len(models)
     threads_now = torch.get_num_threads()
 

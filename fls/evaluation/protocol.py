@@ -123,14 +123,13 @@ def check_seeds(eval_seeds: Iterable[int], train_seeds: Iterable[int]) -> None:
         )
 
 
-def train_env_seeds(meta: dict[str, Any]) -> list[int]:
-    """Env seeds a training run used (seed + i for i < num_envs), from a checkpoint's meta."""
-    config = meta.get("config") or {}
-    seed = meta.get("seed", config.get("seed"))
+def train_env_seeds(config: dict[str, Any], *, where: str = "checkpoint") -> list[int]:
+    """Env seeds a training run used (seed + i for i < num_envs), from its recorded config (a checkpoint's)."""
+    seed = config.get("seed")
     num_envs = config.get("num_envs")
     if seed is None or num_envs is None:
         raise EvaluationError(
-            f"{meta.get('path', 'checkpoint')}: cannot tell the training env seeds (config lacks 'seed' or 'num_envs')"
+            f"{where}: cannot tell the training env seeds (config lacks 'seed' or 'num_envs')"
         )
     return [int(seed) + i for i in range(int(num_envs))]
 

@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from fls.atomic import atomic_write_json, atomic_write_text
 from fls.checkpoint import load_policy_source
 from fls.config import resolved
@@ -28,6 +26,7 @@ from fls.evaluation.protocol import (
     summarize,
     train_env_seeds,
 )
+from fls.evaluation.result import EvalRecord
 from fls.evaluation.video import make_perception_video
 from fls.games import base_game
 from fls.runinfo import run_info, write_run_info
@@ -43,7 +42,7 @@ def episodes_csv(rows: Sequence[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def write_outputs(result: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+def write_outputs(record: EvalRecord, out_dir: str | Path) -> dict[str, Path]:
     """``OUT/eval.json`` (everything), ``OUT/episodes.csv`` (the episode rows) and ``OUT/metrics.json``.
 
     metrics.json is what dvc.yaml registers under ``metrics:``: the result numbers only, recomputed from
@@ -51,30 +50,10 @@ def write_outputs(result: dict[str, Any], out_dir: str | Path) -> dict[str, Path
     """
     out = Path(out_dir)
     paths = {"eval": out / EVAL, "episodes": out / EVAL_EPISODES, "metrics": out / EVAL_METRICS}
-    atomic_write_text(paths["episodes"], episodes_csv(result["episodes"]))
-    atomic_write_json(paths["metrics"], summarize(result["episodes"]))
-    atomic_write_json(paths["eval"], result)
+    atomic_write_text(paths["episodes"], episodes_csv(record.result.episodes))
+    atomic_write_json(paths["metrics"], summarize(record.result.episodes))
+    atomic_write_json(paths["eval"], record.to_json())
     return paths
-
-
-def load_subject(
-    *,
-    run: str | Path | None = None,
-    checkpoint: str | Path | None = None,
-    arch: str | None = None,
-    init_seed: int | None = None,
-    num_actions: int | None = None,
-    device: torch.device | str = "cpu",
-) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The policy to evaluate (``fls.checkpoint.load_policy_source``) plus the training run's env seeds.
-
-    ``meta["checkpoint"]`` is what eval.json records about where the weights came from.
-    """
-    model, meta = load_policy_source(
-        run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed, num_actions=num_actions, device=device
-    )
-    meta["train_env_seeds"] = train_env_seeds(meta) if meta["checkpoint"]["path"] is not None else []
-    return model, meta
 
 
 def evaluate_to_dir(
@@ -89,30 +68,31 @@ def evaluate_to_dir(
     video: str | Path | None = None,
     frames: str | Path | None = None,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> EvalRecord:
     """What ``fls evaluate`` does: load, check, evaluate, optionally film, and write OUT/eval.json & co."""
     cfg.validate()
     dev = resolve_device(cfg.device)
     if arch is not None and game is None:
         raise EvaluationError("--arch (fresh model) needs --game")
     num_actions = base_game(game).num_actions if game is not None else None
-    model, meta = load_subject(
+    policy = load_policy_source(
         run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed, num_actions=num_actions, device=dev
     )
-    game = game if game is not None else str(meta["game"])
-    where = meta["checkpoint"]["path"] or f"fresh {meta['arch']} model"
-    check_action_set(meta["num_actions"], game, where=where)
-    check_same_game(meta["game"], game, where=where)
-    result = evaluate(model, game, cfg, train_env_seeds=meta["train_env_seeds"], device=dev, progress=progress)
-    result["checkpoint"] = meta["checkpoint"]
-    result["trained_on"] = meta["game"]
+    weights = policy.weights
+    # a fresh model trained nowhere; a checkpoint's training env seeds must not be evaluated on
+    seeds = train_env_seeds(policy.config, where=weights.path) if weights.path is not None else []
+    game = game if game is not None else str(policy.game)
+    where = weights.path or f"fresh {policy.arch} model"
+    check_action_set(policy.num_actions, game, where=where)
+    check_same_game(policy.game, game, where=where)
+    result = evaluate(policy.model, game, cfg, train_env_seeds=seeds, device=dev, progress=progress)
+    filmed = None
     if video is not None or frames is not None:
-        result["video"] = make_perception_video(model, game, cfg, video=video, frames_dir=frames, device=dev)
-    else:
-        result["video"] = None
-    extra = {"checkpoint": meta["checkpoint"], "game": game, "arch": meta["arch"]}
-    result["run_info"] = run_info(resolved(cfg), stage="evaluate", extra=extra)
-    paths = write_outputs(result, out)
+        filmed = make_perception_video(policy.model, game, cfg, video=video, frames_dir=frames, device=dev)
+    extra = {"checkpoint": weights.to_json(), "game": game, "arch": policy.arch}
+    record = EvalRecord(result=result, checkpoint=weights, trained_on=policy.game, video=filmed,
+                        run_info=run_info(resolved(cfg), stage="evaluate", extra=extra))
+    paths = write_outputs(record, out)
     write_run_info(Path(out) / RUN_INFO, resolved(cfg), stage="evaluate", extra=extra)
-    result["paths"] = {k: str(v) for k, v in paths.items()}
-    return result
+    record.paths = {k: str(v) for k, v in paths.items()}
+    return record

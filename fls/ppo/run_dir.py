@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fls.atomic import atomic_path
-from fls.checkpoint import load_checkpoint
+from fls.checkpoint import Checkpoint, load_checkpoint
 from fls.config import ConfigError
 from fls.ppo.config import TrainConfig
 from fls.stage_files import CHECKPOINT, MODEL, RUN_INFO, TRAIN_EPISODES, TRAIN_METRICS, TRAIN_SUMMARY
@@ -147,7 +147,7 @@ class OpenedRun:
     """A run that has work left: where it lives and the checkpoint to resume from (None: fresh start)."""
 
     out: Path
-    checkpoint: dict[str, Any] | None
+    checkpoint: Checkpoint | None
 
 
 def open_run(cfg: TrainConfig, out_dir: str | os.PathLike[str], *, restart_on_change: bool = False) -> TrainResult | OpenedRun:
@@ -179,10 +179,10 @@ def open_run(cfg: TrainConfig, out_dir: str | os.PathLike[str], *, restart_on_ch
             )
         raise RunMismatchError(f"{out / TRAIN_SUMMARY}: run finished at {summary.get('global_step')} steps, not {cfg.planned_steps}")
 
-    checkpoint: dict[str, Any] | None = None
+    checkpoint: Checkpoint | None = None
     if state == "resumable":
         if (out / RUN_INFO).exists():
             check_same_run(cfg, read_recorded_json(out / RUN_INFO).get("config", {}), str(out / RUN_INFO))
         checkpoint = load_checkpoint(out / CHECKPOINT)  # CheckpointError names the file; nothing written yet
-        check_same_run(cfg, checkpoint["config"], str(out / CHECKPOINT))
+        check_same_run(cfg, checkpoint.config, str(out / CHECKPOINT))
     return OpenedRun(out, checkpoint)

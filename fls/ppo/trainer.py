@@ -36,7 +36,7 @@ from torch.distributions import Categorical
 from tqdm.auto import tqdm
 
 from fls.atomic import atomic_write_json
-from fls.checkpoint import CheckpointError, rng_state, save_checkpoint, set_rng_state
+from fls.checkpoint import Checkpoint, CheckpointError, rng_state, save_checkpoint, set_rng_state
 from fls.device import resolve_device
 from fls.envs.vector import make_vector_env
 from fls.frames import OBS_SHAPE
@@ -117,7 +117,7 @@ def train(
 
 
 class _Trainer:
-    def __init__(self, cfg: TrainConfig, out: Path, checkpoint: dict[str, Any] | None):
+    def __init__(self, cfg: TrainConfig, out: Path, checkpoint: Checkpoint | None):
         self.cfg = cfg
         self.out = out
         self.ppo = cfg.ppo
@@ -183,51 +183,51 @@ class _Trainer:
         return {**self._host_rng, "torch": self.shuffle_gen.get_state()}
 
     # -- checkpoint --------------------------------------------------------------------------------
-    def _restore(self, ck: dict[str, Any]) -> None:
+    def _restore(self, ck: Checkpoint) -> None:
         path = self.out / CHECKPOINT
-        if ck["arch"] != self.cfg.arch or int(ck["num_actions"]) != self.game.num_actions:
-            raise CheckpointError(f"{path}: checkpoint is for {ck['arch']} with {ck['num_actions']} actions")
+        if ck.arch != self.cfg.arch or int(ck.num_actions) != self.game.num_actions:
+            raise CheckpointError(f"{path}: checkpoint is for {ck.arch} with {ck.num_actions} actions")
         try:
-            self.model.load_state_dict(ck["model"])
-            if ck.get("optimizer") is None:
+            self.model.load_state_dict(ck.model)
+            if ck.optimizer is None:
                 raise CheckpointError(f"{path}: checkpoint has no optimizer state, cannot resume")
-            self.optimizer.load_state_dict(ck["optimizer"])
+            self.optimizer.load_state_dict(ck.optimizer)
         except (RuntimeError, ValueError, KeyError) as exc:
             if isinstance(exc, CheckpointError):
                 raise
             raise CheckpointError(f"{path}: state does not fit this model/optimizer ({str(exc).splitlines()[0]})") from None
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.update = int(ck["update"])
-        self.global_step = int(ck["global_step"])
-        stats = ck.get("stats", {})
+        self.update = int(ck.update)
+        self.global_step = int(ck.global_step)
+        stats = ck.stats if ck.stats is not None else {}
         self.episodes = int(stats.get("episodes", 0))
         self.recent_returns.extend(float(x) for x in stats.get("recent_returns", []))
         self.recent_lengths.extend(float(x) for x in stats.get("recent_lengths", []))
-        if "rng" in ck:
-            set_rng_state(ck["rng"])
+        if ck.rng is not None:
+            set_rng_state(ck.rng)
         self.resumed_from = self.update
 
-    def _payload(self, *, with_optimizer: bool) -> dict[str, Any]:
+    def _payload(self, *, with_optimizer: bool) -> Checkpoint:
         state = {k: v.detach().to("cpu").contiguous() for k, v in self.model.state_dict().items()}
-        return {
-            "arch": self.cfg.arch,
-            "game": self.game.name,
-            "num_actions": self.game.num_actions,
-            "model": state,
-            "optimizer": self.optimizer.state_dict() if with_optimizer else None,
-            "update": self.update,
-            "global_step": self.global_step,
-            "num_updates": self.cfg.num_updates,
-            "learning_rate": self._lr(self.update + 1),
-            "config": self.cfg.to_dict(),
-            "rng": self._rng_state(),
-            "stats": {
+        return Checkpoint(
+            arch=self.cfg.arch,
+            game=self.game.name,
+            num_actions=self.game.num_actions,
+            model=state,
+            optimizer=self.optimizer.state_dict() if with_optimizer else None,
+            update=self.update,
+            global_step=self.global_step,
+            num_updates=self.cfg.num_updates,
+            learning_rate=self._lr(self.update + 1),
+            config=self.cfg.to_dict(),
+            rng=self._rng_state(),
+            stats={
                 "episodes": self.episodes,
                 "recent_returns": list(self.recent_returns),
                 "recent_lengths": list(self.recent_lengths),
             },
-        }
+        )
 
     def _lr(self, update: int) -> float:
         """Baselines: lr * (1 - (update - 1) / nupdates) for update = 1..nupdates (never exactly 0)."""

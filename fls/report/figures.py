@@ -161,7 +161,8 @@ def saliency_for(run_dir: Path, trial_inputs: np.ndarray, ks: Sequence[int], bat
     from fls.checkpoint import load_policy
     from fls.models.saliency import render_84
 
-    model, meta = load_policy(run_dir, device="cpu")
+    policy = load_policy(run_dir, device="cpu")
+    model = policy.model
     top = 0.0
     chosen: dict[int, torch.Tensor] = {}
     want = {int(k) for k in ks}
@@ -174,7 +175,7 @@ def saliency_for(run_dir: Path, trial_inputs: np.ndarray, ks: Sequence[int], bat
                     chosen[b0 + i] = m84[i]
     stack = torch.stack([chosen[int(k)] for k in ks]) / (top if not np.isclose(top, 0.0) else 1.0)
     out = F.interpolate(stack[:, None], size=(210, 160), mode="bilinear", align_corners=False)[:, 0]
-    return out.numpy().astype(np.float64), str(meta["arch"])
+    return out.numpy().astype(np.float64), str(policy.arch)
 
 
 def authors_overlay(rgb: np.ndarray, saliency: np.ndarray, fixation_map: np.ndarray | None) -> np.ndarray:

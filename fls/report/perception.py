@@ -34,9 +34,9 @@ def rollout_frames(run_dir: Path, game: str, *, steps: int, seed: int) -> tuple[
     from fls.checkpoint import load_policy
     from fls.evaluation.video import perception_rollout
 
-    model, meta = load_policy(run_dir, device="cpu")
-    roll = perception_rollout(model, game, seed=seed, max_steps=steps, max_episode_steps=ROLLOUT_MAX_STEPS, device="cpu")
-    return roll.frames, str(meta["arch"])
+    policy = load_policy(run_dir, device="cpu")
+    roll = perception_rollout(policy.model, game, seed=seed, max_steps=steps, max_episode_steps=ROLLOUT_MAX_STEPS, device="cpu")
+    return roll.frames, str(policy.arch)
 
 
 def plot_perception(rows: dict[str, list[np.ndarray]], steps: dict[str, list[int]], path: Path, title: str) -> Path:
