@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from fls.config import load_config
 from fls.evaluation.evaluate import EvalConfig, evaluate
+from fls.evaluation.result import EvalFileError, EvalRecord
 from fls.evaluation.protocol import (
     ActionSampler,
     Episode,
@@ -241,6 +242,15 @@ def test_cli_fresh_model_writes_documented_outputs(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics == summarize(data["episodes"])
     assert metrics["n"] == 2 and not {"config", "run_info", "timing", "max_frames"} & set(metrics)
+    # eval.json read back through its typed view writes the same bytes; a missing field is named
+    record = EvalRecord.from_json(data, str(out / "eval.json"))
+    assert json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n" == (out / "eval.json").read_text()
+    assert record.result.summary.n == 2 and record.checkpoint.init_seed == 0 and record.trained_on is None
+    with pytest.raises(EvalFileError, match=r"eval\.json: missing field 'timing'"):
+        EvalRecord.from_json({k: v for k, v in data.items() if k != "timing"}, str(out / "eval.json"))
+    with pytest.raises(EvalFileError, match=r"eval\.json: summary: missing field 'median'"):
+        EvalRecord.from_json({**data, "summary": {k: v for k, v in data["summary"].items() if k != "median"}},
+                             str(out / "eval.json"))
 
 
 def test_cli_checkpoint_records_hash_and_training_seeds(tmp_path):

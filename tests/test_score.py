@@ -20,6 +20,7 @@ from fls.scoring import METHODS, METRICS, PER_INPUT_COLUMNS, ScoreConfig, Scorin
 from fls.scoring.posthoc import gradient_saliency, perturbation_saliency, to_frame
 from fls.scoring.reference_maps import center_bias_map, reference_map
 from fls.scoring.score import METHOD_FIELDS, fixation_totals, negative_map, select_trials
+from fls.scoring.summary import ScoreFileError, ScoreSummary
 from helpers import fresh_model
 from pipeline.app import app
 
@@ -206,6 +207,13 @@ def test_cli_scores_a_fresh_model(head_dir, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())  # the dvc `metrics:` file: results only
     assert metrics == {"n_trials": 2, "n_inputs": 10, "n_inputs_with_fixations": summary["n_inputs_with_fixations"],
                        **summary["metrics"]}
+    # summary.json read back through its typed view writes the same bytes; a missing field is named
+    typed = ScoreSummary.from_json(summary, str(out / "summary.json"))
+    assert json.dumps(typed.to_json(), indent=2, sort_keys=True) + "\n" == (out / "summary.json").read_text()
+    assert typed.model.weights.init_seed == 0 and typed.metrics["nss"].n_defined + typed.metrics["nss"].n_undefined == 10
+    with pytest.raises(ScoreFileError, match=r"summary\.json: metrics\.kl: missing field 'n_undefined'"):
+        ScoreSummary.from_json({**summary, "metrics": {**summary["metrics"], "kl": {"mean": 1.0, "std": 0.0, "n_defined": 3}}},
+                               str(out / "summary.json"))
 
 
 def test_cli_reference_method_needs_no_model(head_dir, tmp_path):
@@ -214,8 +222,10 @@ def test_cli_reference_method_needs_no_model(head_dir, tmp_path):
                               "--out", str(out), "--max-inputs", "3", "--quiet"])
     assert res.exit_code == 0, res.output
     summary, _, _ = _read(out)
-    assert summary["arch"] is None
+    assert summary["arch"] is None and summary["model"] == {"arch": None, "checkpoint": None}
     assert summary["metrics"]["nss"]["n_defined"] == 0 and summary["metrics"]["nss"]["mean"] is None
+    typed = ScoreSummary.from_json(summary, str(out / "summary.json"))
+    assert typed.model.model_free and typed.to_json() == summary
     assert summary["metrics"]["kl"]["n_defined"] > 0
 
 

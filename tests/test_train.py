@@ -46,6 +46,9 @@ def test_cli_tiny_run_writes_every_output(tmp_path):
     assert summary["global_step"] == 64 and summary["updates"] == 2 and summary["arch"] == "nature_cnn"
     ck = load_checkpoint(out / "checkpoint.pt")
     assert ck.update == 2 and ck.global_step == 64 and ck.optimizer is not None
+    assert list(torch.load(out / "checkpoint.pt", weights_only=True)) == [
+        "format", "version", "arch", "game", "num_actions", "model", "optimizer", "update", "global_step",
+        "num_updates", "learning_rate", "config", "rng", "stats"]  # the documented order (docs/training.md)
     policy = load_policy(out)
     assert policy.weights.path.endswith("model.pt") and policy.game == "Breakout" and policy.num_actions == 4
 
