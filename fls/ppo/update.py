@@ -19,6 +19,7 @@ from torch.distributions import Categorical
 from fls.ppo.config import PPOConfig
 from fls.ppo.losses import ADV_EPS, explained_variance, ppo_losses
 
+
 def autocast_for(precision: str, device: torch.device) -> Callable[[], Any]:
     """A context factory: bf16 autocast of the network's forward for ``precision == "bf16"``, else a no-op.
 

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from fls import metrics as M
 from fls.config import ConfigError
-from fls.checkpoint import PolicySource
+from fls.checkpoint import PolicySource, load_policy_source
 from fls.frames import FRAME_SHAPE
 from fls.scoring.summary import SCHEMA_VERSION, MetricStats, ScoredModel, ScoreSummary
 from fls.stage_files import RUN_INFO, SCORE_METRICS, SCORE_PER_INPUT, SCORE_PER_TRIAL, SCORE_SUMMARY
@@ -351,8 +351,6 @@ def load_scored_model(
         if game is None:
             raise ScoringError(f"method '{cfg.method}' needs --game")
         return None, ScoredModel(arch=None), get_game(game).name
-    from fls.checkpoint import load_policy_source
-
     num_actions = get_game(game).num_actions if (arch is not None and game is not None) else None
     policy = load_policy_source(
         run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed, num_actions=num_actions, device=device
