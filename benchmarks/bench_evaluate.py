@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from fls.device import resolve_device
-from fls.evaluation.evaluate import ActionSampler, EpisodeLedger, EvalConfig, open_eval_envs, run_episodes
+from fls.evaluation.evaluate import EvalConfig, open_eval_envs, run_episodes
+from fls.evaluation.protocol import ActionSampler, EpisodeLedger
 from fls.games import base_game
 from fls.models import build_model
 

@@ -62,8 +62,8 @@ def identical(root: Path, seeds: list[int], arch: str, updates: int, threads: in
         alone = root / f"single-{s}"
         if not (alone / "model.pt").exists():
             train(_cfg(arch, s, updates, threads), alone)
-        a = load_checkpoint(alone / "model.pt")["model"]
-        b = load_checkpoint(root / f"multi-{s}" / "model.pt")["model"]
+        a = load_checkpoint(alone / "model.pt").model
+        b = load_checkpoint(root / f"multi-{s}" / "model.pt").model
         same &= all(torch.equal(a[k], b[k]) for k in a)
     return same
 

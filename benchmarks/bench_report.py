@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 
 from fls.atomic import atomic_write_json
-from fls.evaluation.evaluate import summarize
+from fls.evaluation.protocol import summarize
 from fls.games import GAMES
 from fls.models import ARCHS
 from fls.report import build_report, figures, seed_stats

@@ -75,7 +75,7 @@ def bench_net(arch: str, repeats: int, threads: int) -> None:
 
     from fls.models import build_model
     from fls.ppo.config import PPOConfig
-    from fls.ppo.trainer import ppo_update
+    from fls.ppo.update import ppo_update
 
     torch.manual_seed(0)
     ppo = PPOConfig()

@@ -99,7 +99,7 @@ def evaluation(models: int, episodes: int, max_episode_steps: int, device: str) 
     t0 = time.perf_counter()
     results = evaluate_many(nets, "Breakout", cfg)
     wall = time.perf_counter() - t0
-    return sum(r["timing"]["agent_steps"] for r in results) / wall
+    return sum(r.timing.agent_steps for r in results) / wall
 
 
 def score_inputs(batches: int, device: str) -> float:

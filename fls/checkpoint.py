@@ -15,6 +15,10 @@ Keys (format version 1):
   config                  TrainConfig.to_dict() of the run
   rng                     {"torch": uint8 tensor, "numpy": {...}, "python": [...]} global RNG states
   stats                   {"episodes": int, "recent_returns": [float, ...]} eprewmean window (last 100)
+num_updates, learning_rate, rng and stats are absent from imported weights (``fls import-authors``).
+
+``Checkpoint`` is the typed view of that dict: ``to_payload`` gives the dict that is saved, key for key and
+in the same order, so a checkpoint's bytes (and the sha256 results record) do not depend on the view.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import hashlib
 import io
 import os
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +49,88 @@ class CheckpointError(ValueError):
 
 class PolicySourceError(ValueError):
     """``--run``/``--checkpoint``/``--arch`` given in a combination that names no single policy."""
+
+
+@dataclass
+class Checkpoint:
+    """One checkpoint file's content (keys: the module docstring); the weights stay a plain state_dict."""
+
+    arch: str
+    game: str
+    num_actions: int
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any] | None  # None in a weights-only export (model.pt)
+    update: int
+    global_step: int
+    config: dict[str, Any]  # TrainConfig.to_dict() of the run (the authors' settings for imported weights)
+    num_updates: int | None = None  # None: not recorded (imported weights); likewise the three below
+    learning_rate: float | None = None
+    rng: dict[str, Any] | None = None
+    stats: dict[str, Any] | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        """The dict ``torch.save`` writes (without the format marker), optional keys only when recorded."""
+        data: dict[str, Any] = {
+            "arch": self.arch, "game": self.game, "num_actions": self.num_actions, "model": self.model,
+            "optimizer": self.optimizer, "update": self.update, "global_step": self.global_step,
+        }
+        for key in ("num_updates", "learning_rate"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
+        data["config"] = self.config
+        for key in ("rng", "stats"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
+        return data
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any], where: str | os.PathLike[str]) -> Checkpoint:
+        """The view of a loaded dict; a missing or mistyped key is a ``CheckpointError`` naming ``where``."""
+        missing = [k for k in REQUIRED_KEYS if k not in data]
+        if missing:
+            raise CheckpointError(f"{where}: checkpoint lacks keys {missing}")
+        for key in ("model", "config"):
+            if not isinstance(data[key], dict):
+                raise CheckpointError(f"{where}: checkpoint field '{key}' must be a mapping, got {type(data[key]).__name__}")
+        return cls(
+            arch=data["arch"], game=data["game"], num_actions=data["num_actions"], model=data["model"],
+            optimizer=data.get("optimizer"), update=data["update"], global_step=data["global_step"],
+            config=data["config"], num_updates=data.get("num_updates"), learning_rate=data.get("learning_rate"),
+            rng=data.get("rng"), stats=data.get("stats"),
+        )
+
+
+@dataclass(frozen=True)
+class WeightsRef:
+    """Where a policy's weights came from, as eval.json, score summaries and run_info.json record it."""
+
+    path: str | None  # the checkpoint file; None for a freshly initialised model
+    sha256: str | None
+    init_seed: int | None  # the fresh model's torch seed; None for a checkpoint
+    global_step: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "init_seed": self.init_seed, "global_step": self.global_step}
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> WeightsRef:
+        if not isinstance(data, dict) or any(k not in data for k in ("path", "sha256", "init_seed", "global_step")):
+            raise ValueError(f"{where}: expected an object with path, sha256, init_seed and global_step, got {data!r}")
+        return cls(data["path"], data["sha256"], data["init_seed"], data["global_step"])
+
+
+@dataclass
+class PolicySource:
+    """The policy evaluate and score run: the model, what it is, what it was trained on, where it came from."""
+
+    model: torch.nn.Module
+    arch: str
+    game: str | None  # the training game; None for a freshly initialised model
+    num_actions: int
+    weights: WeightsRef
+    config: dict[str, Any] = field(default_factory=dict)  # the run's recorded config ({} for a fresh model)
+    update: int = 0
+    global_step: int = 0
 
 
 def rng_state() -> dict[str, Any]:
@@ -71,12 +158,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
-    """Write ``payload`` atomically (a kill mid-write leaves the previous checkpoint intact)."""
-    missing = [k for k in REQUIRED_KEYS if k not in payload and k not in ("format", "version")]
-    if missing:
-        raise ValueError(f"checkpoint payload lacks {missing}")
-    data = {"format": FORMAT, "version": VERSION, **payload}
+def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> Path:
+    """Write ``checkpoint`` atomically (a kill mid-write leaves the previous checkpoint intact)."""
+    data = {"format": FORMAT, "version": VERSION, **checkpoint.to_payload()}
     # torch.save names the zip's top folder after the file it writes to, here a random temp name; a buffer
     # gets a fixed name, so the same payload always gives the same bytes (and the same recorded sha256).
     buf = io.BytesIO()
@@ -86,7 +170,7 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
     return Path(path)
 
 
-def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Checkpoint:
     """Read and sanity-check a checkpoint; every failure is a ``CheckpointError`` naming the file."""
     p = Path(path)
     if not p.is_file():
@@ -100,10 +184,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise CheckpointError(f"{p}: not an fls checkpoint (no format marker '{FORMAT}')")
     if data.get("version") != VERSION:
         raise CheckpointError(f"{p}: checkpoint format version {data.get('version')} (this code reads {VERSION})")
-    missing = [k for k in REQUIRED_KEYS if k not in data]
-    if missing:
-        raise CheckpointError(f"{p}: checkpoint lacks keys {missing}")
-    return data
+    return Checkpoint.from_payload(data, p)
 
 
 def resolve_policy_file(path_or_run_dir: str | os.PathLike[str]) -> Path:
@@ -119,23 +200,23 @@ def resolve_policy_file(path_or_run_dir: str | os.PathLike[str]) -> Path:
     return p
 
 
-def load_policy(path_or_run_dir: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild the trained policy (eval mode) for evaluation or scoring; ``meta`` is the checkpoint minus weights."""
+def load_policy(path_or_run_dir: str | os.PathLike[str], device: str | torch.device = "cpu") -> PolicySource:
+    """Rebuild the trained policy (eval mode) for evaluation or scoring, with the checkpoint's record of it."""
     path = resolve_policy_file(path_or_run_dir)
     data = load_checkpoint(path, map_location="cpu")
     try:
-        model = build_model(data["arch"], int(data["num_actions"]))
+        model = build_model(data.arch, int(data.num_actions))
     except UnknownArchError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     try:
-        model.load_state_dict(data["model"])
+        model.load_state_dict(data.model)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise CheckpointError(f"{path}: weights do not fit architecture '{data['arch']}' ({first})") from None
+        raise CheckpointError(f"{path}: weights do not fit architecture '{data.arch}' ({first})") from None
     model.to(device).eval()
-    meta = {k: v for k, v in data.items() if k not in ("model", "optimizer", "rng")}
-    meta["path"] = str(path)
-    return model, meta
+    weights = WeightsRef(path=str(path), sha256=file_sha256(path), init_seed=None, global_step=int(data.global_step))
+    return PolicySource(model=model, arch=data.arch, game=data.game, num_actions=data.num_actions, weights=weights,
+                        config=data.config, update=data.update, global_step=data.global_step)
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -155,13 +236,11 @@ def load_policy_source(
     init_seed: int | None = None,
     num_actions: int | None = None,
     device: str | torch.device = "cpu",
-) -> tuple[torch.nn.Module, dict[str, Any]]:
+) -> PolicySource:
     """The policy named by exactly one of ``--run``/``--checkpoint``/``--arch``, as evaluate and score take it.
 
     ``--arch`` builds a freshly initialised model (seeded with ``init_seed``, default 0) for smoke tests and
-    needs ``num_actions``. ``meta`` is the checkpoint's metadata (``{"arch", "game": None, "num_actions"}``
-    for a fresh model) plus ``meta["checkpoint"] = {path, sha256, init_seed, global_step}``, the
-    provenance that results record about where the weights came from.
+    needs ``num_actions``; its ``game`` is None and its ``weights`` record the seed instead of a file.
     """
     given = [name for name, v in (("--run", run), ("--checkpoint", checkpoint), ("--arch", arch)) if v is not None]
     if len(given) != 1:
@@ -177,19 +256,6 @@ def load_policy_source(
         seed = 0 if init_seed is None else int(init_seed)
         torch.manual_seed(seed)
         model = build_model(arch, num_actions).to(device).eval()
-        return model, {
-            "arch": model.spec.id,
-            "game": None,
-            "num_actions": num_actions,
-            "checkpoint": {"path": None, "sha256": None, "init_seed": seed, "global_step": 0},
-        }
-    path = resolve_policy_file(run if run is not None else checkpoint)  # type: ignore[arg-type]
-    model, meta = load_policy(path, device)
-    meta = dict(meta)
-    meta["checkpoint"] = {
-        "path": str(path),
-        "sha256": file_sha256(path),
-        "init_seed": None,
-        "global_step": int(meta.get("global_step", 0)),
-    }
-    return model, meta
+        weights = WeightsRef(path=None, sha256=None, init_seed=seed, global_step=0)
+        return PolicySource(model=model, arch=model.spec.id, game=None, num_actions=num_actions, weights=weights)
+    return load_policy(run if run is not None else checkpoint, device)  # type: ignore[arg-type]

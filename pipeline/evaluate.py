@@ -9,9 +9,10 @@ import typer
 
 from fls.config import ConfigError, load_config
 from fls.evaluation.config import EvalConfig
+from fls.evaluation.multi import evaluate_runs_to_dirs, parse_runs
 from fls.evaluation.stage import evaluate_to_dir
-from pipeline.errors import cli_errors
 from pipeline.config_flags import ConfigFlag, config_flags
+from pipeline.errors import cli_errors
 from pipeline.options import Arch, InitSeed, OutDir, ParamsFile, Progress, Quiet, RunDir
 
 
@@ -64,7 +65,7 @@ def main(
         return _evaluate_runs(cfg, runs, out_root, game, [k for k, v in single.items() if v is not None])
     if out is None:
         raise ConfigError("--out: give --out (one policy) or --runs with --out-root (several runs)")
-    result = evaluate_to_dir(
+    record = evaluate_to_dir(
         cfg,
         out,
         run=run,
@@ -76,20 +77,18 @@ def main(
         frames=frames,
         progress=progress and not quiet,
     )
-    s = result["summary"]
+    result, s = record.result, record.result.summary
     typer.echo(
-        f"{result['arch']} on {result['game']}: {s['n']} episodes, mean {s['mean']:.1f} +- {s['std']:.1f} "
-        f"(min {s['min']:.0f}, max {s['max']:.0f}, {s['n_truncated']} cut at {s['max_episode_steps']} steps) "
-        f"-> {result['paths']['eval']}"
+        f"{result.arch} on {result.game}: {s.n} episodes, mean {s.mean:.1f} +- {s.std:.1f} "
+        f"(min {s.min:.0f}, max {s.max:.0f}, {s.n_truncated} cut at {s.max_episode_steps} steps) "
+        f"-> {record.paths['eval']}"
     )
-    if result.get("video"):
-        v = result["video"]
+    if record.video:
+        v = record.video
         typer.echo(f"video: {v['steps']} steps, score {v['score']:.0f}" + (f" -> {v['video']}" if "video" in v else ""))
 
 
 def _evaluate_runs(cfg: EvalConfig, runs: Optional[str], out_root: Optional[Path], game: Optional[str], clash: list[str]) -> None:
-    from fls.evaluation.multi import evaluate_runs_to_dirs, parse_runs
-
     if runs is None or out_root is None:
         raise ConfigError("--runs and --out-root: give both (several runs, each to OUT_ROOT/<game>/<arch>/<seed>)")
     if clash:
@@ -100,7 +99,7 @@ def _evaluate_runs(cfg: EvalConfig, runs: Optional[str], out_root: Optional[Path
             text = str(m.error).splitlines()[0] if m.error is not None and str(m.error) else type(m.error).__name__
             typer.echo(f"{m.run}: error: {text}")
             continue
-        s = m.result["summary"]
-        typer.echo(f"{m.run}: {m.result['arch']} on {m.result['game']}: {s['n']} episodes, mean {s['mean']:.1f} -> {m.result['paths']['eval']}")
+        r, s = m.result.result, m.result.result.summary
+        typer.echo(f"{m.run}: {r.arch} on {r.game}: {s.n} episodes, mean {s.mean:.1f} -> {m.result.paths['eval']}")
     if any(m.error is not None for m in members):
         raise typer.Exit(code=1)

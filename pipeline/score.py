@@ -81,12 +81,12 @@ def main(
     )
 
     def fmt(m: str) -> str:
-        v = s["metrics"][m]
-        mean = "undefined" if v["mean"] is None else f"{v['mean']:.3f}"
-        return f"{m} {mean} ({v['n_defined']} defined, {v['n_undefined']} undefined)"
+        v = s.metrics[m]
+        mean = "undefined" if v.mean is None else f"{v.mean:.3f}"
+        return f"{m} {mean} ({v.n_defined} defined, {v.n_undefined} undefined)"
 
-    who = s["arch"] or "reference"
-    line = f"{who} [{s['method']}, {s['protocol']} protocol, {s['alignment']} gaze] on {s['game']}: {s['n_inputs']} inputs of {s['n_trials']} trial{'s' if s['n_trials'] != 1 else ''}; "
+    who = s.arch or "reference"
+    line = f"{who} [{s.method}, {s.protocol} protocol, {s.alignment} gaze] on {s.game}: {s.n_inputs} inputs of {s.n_trials} trial{'s' if s.n_trials != 1 else ''}; "
     typer.echo(line + "; ".join(fmt(m) for m in ("nss", "kl", "sauc", "sauc_exact")))
-    if s["synthetic_gaze"]:
+    if s.synthetic_gaze:
         typer.echo("note: the gaze is SYNTHETIC (fls atari-head sample) -- not a result")

@@ -18,7 +18,7 @@ import torch
 
 from fls.atari_head.preprocess import preprocess
 from fls.atari_head.sample import make_sample
-from fls.checkpoint import save_checkpoint
+from fls.checkpoint import Checkpoint, save_checkpoint
 from fls.config import build_config
 from fls.models import build_model
 from fls.ppo.config import TrainConfig
@@ -57,11 +57,11 @@ def save_fresh_checkpoint(
 
     ``train_seed`` and ``num_envs`` are the run config that evaluation reads the training env seeds from.
     """
-    save_checkpoint(path, {
-        "arch": arch, "game": game, "num_actions": num_actions, "model": fresh_model(arch, num_actions).state_dict(),
-        "optimizer": None, "update": 0, "global_step": global_step,
-        "config": {"seed": train_seed, "num_envs": num_envs, "arch": arch, "game": game},
-    })
+    save_checkpoint(path, Checkpoint(
+        arch=arch, game=game, num_actions=num_actions, model=fresh_model(arch, num_actions).state_dict(),
+        optimizer=None, update=0, global_step=global_step,
+        config={"seed": train_seed, "num_envs": num_envs, "arch": arch, "game": game},
+    ))
     return path
 
 

@@ -94,8 +94,8 @@ def test_import_cli_makes_evaluable_runs(tmp_path):
     assert res.exit_code == 0, res.output
     assert "2 of 2 models" in res.output
     run = out / "sparse_fls" / "Breakout" / "1"
-    model, meta = load_policy_source(run=run)
-    assert meta["arch"] == "sparse_fls" and meta["num_actions"] == 4 and meta["config"]["seed"] == 1
+    policy = load_policy_source(run=run)
+    assert policy.arch == "sparse_fls" and policy.num_actions == 4 and policy.config["seed"] == 1
     assert (run / "metrics.csv").read_text().splitlines()[0] == "global_step,eprewmean"
     sal = read_saliency_pkl(src / "Breakout.cnn_sparse_fls" / "01" / "saliency.pkl")
     assert sorted(sal["trial_id"].unique()) == [3, 4] and np.isnan(sal["nss"].iloc[0])
@@ -131,8 +131,8 @@ def test_single_model_mode_writes_every_declared_out_and_no_index(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["source"] == "authors" and summary["model_sha256"] == file_sha256(run / "model.pt")
     assert summary["sources"]["model.pkl"]["sha256"] == file_sha256(src / "Breakout.cnn_sparse_fls" / "01" / "model.pkl")
-    _, meta = load_policy_source(run=run)
-    assert meta["arch"] == "sparse_fls" and meta["config"]["source"] == "authors"
+    policy = load_policy_source(run=run)
+    assert policy.arch == "sparse_fls" and policy.config["source"] == "authors"
     assert not (tmp_path / "runs" / "nature_cnn").exists()  # only the asked-for model
 
 

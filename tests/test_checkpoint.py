@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fls.checkpoint import (
+    Checkpoint,
     CheckpointError,
     load_checkpoint,
     load_policy,
@@ -20,11 +21,11 @@ from fls.checkpoint import (
 from fls.models import build_model
 
 
-def _payload(model: torch.nn.Module, arch: str = "nature_cnn") -> dict:
-    return {
-        "arch": arch, "game": "Breakout", "num_actions": 4, "model": model.state_dict(), "optimizer": None,
-        "update": 3, "global_step": 3072, "config": {"arch": arch, "seed": 1}, "rng": rng_state(),
-    }
+def _payload(model: torch.nn.Module, arch: str = "nature_cnn") -> Checkpoint:
+    return Checkpoint(
+        arch=arch, game="Breakout", num_actions=4, model=model.state_dict(), optimizer=None,
+        update=3, global_step=3072, config={"arch": arch, "seed": 1}, rng=rng_state(),
+    )
 
 
 def test_roundtrip_weights_only_and_rng(tmp_path):
@@ -39,10 +40,10 @@ def test_roundtrip_weights_only_and_rng(tmp_path):
     raw = torch.load(path, weights_only=True)
     assert raw["format"] == "fls-checkpoint" and raw["update"] == 3
     data = load_checkpoint(path)
-    set_rng_state(data["rng"])
+    set_rng_state(data.rng)
     assert (random.random(), float(np.random.rand()), torch.rand(3).tolist()) == expected
     for k, v in model.state_dict().items():
-        assert torch.equal(data["model"][k], v)
+        assert torch.equal(data.model[k], v)
 
 
 def test_missing_and_corrupt_files_name_the_file(tmp_path):
@@ -72,11 +73,12 @@ def test_load_policy_from_run_dir_prefers_model_pt(tmp_path):
     torch.manual_seed(2)
     final = build_model("sparse_fls", 4)
     save_checkpoint(tmp_path / "checkpoint.pt", _payload(latest, "sparse_fls"))
-    model, meta = load_policy(tmp_path)
-    assert meta["path"].endswith("checkpoint.pt") and meta["arch"] == "sparse_fls"
+    policy = load_policy(tmp_path)
+    model = policy.model
+    assert policy.weights.path.endswith("checkpoint.pt") and policy.arch == "sparse_fls"
     assert all(torch.equal(model.state_dict()[k], v) for k, v in latest.state_dict().items())
     save_checkpoint(tmp_path / "model.pt", _payload(final, "sparse_fls"))
-    model, meta = load_policy(tmp_path)
+    model = load_policy(tmp_path).model
     assert resolve_policy_file(tmp_path).name == "model.pt"
     for k, v in final.state_dict().items():
         assert torch.equal(model.state_dict()[k], v)
@@ -98,6 +100,26 @@ def test_load_policy_errors(tmp_path):
         load_policy(tmp_path)
 
 
+def test_the_typed_view_saves_the_documented_dict_and_reads_back_to_the_same_bytes(tmp_path):
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "ck.pt", _payload(build_model("nature_cnn", 4)))
+    raw = torch.load(path, weights_only=True)
+    # keys not recorded (num_updates, learning_rate, stats: as in imported weights) are absent, not None
+    assert list(raw) == ["format", "version", "arch", "game", "num_actions", "model", "optimizer", "update",
+                         "global_step", "config", "rng"]
+    # a loaded checkpoint saves back unchanged (the first save pickled the model's OrderedDict state_dict with
+    # its metadata, a loaded one is plain, so compare a loaded one saved twice)
+    once = save_checkpoint(tmp_path / "once.pt", load_checkpoint(path))
+    twice = save_checkpoint(tmp_path / "twice.pt", load_checkpoint(once))
+    assert twice.read_bytes() == once.read_bytes() and list(torch.load(once, weights_only=True)) == list(raw)
+    torch.save({**raw, "config": "seed=1"}, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=r"bad\.pt: checkpoint field 'config' must be a mapping, got str"):
+        load_checkpoint(tmp_path / "bad.pt")
+    torch.save({k: v for k, v in raw.items() if k != "global_step"}, tmp_path / "short.pt")
+    with pytest.raises(CheckpointError, match=r"short\.pt: checkpoint lacks keys \['global_step'\]"):
+        load_checkpoint(tmp_path / "short.pt")
+
+
 def test_same_payload_gives_the_same_bytes_whatever_the_file_name(tmp_path):
     """Checkpoints are content-addressed by their sha256 (eval.json, score summaries, the authors' import):
     torch.save would otherwise embed the name of the atomic write's random temp file in the archive."""
@@ -106,4 +128,4 @@ def test_same_payload_gives_the_same_bytes_whatever_the_file_name(tmp_path):
     a = save_checkpoint(tmp_path / "a" / "model.pt", payload)
     b = save_checkpoint(tmp_path / "checkpoint.pt", payload)
     assert a.read_bytes() == b.read_bytes()
-    assert load_checkpoint(b)["global_step"] == 3072
+    assert load_checkpoint(b).global_step == 3072

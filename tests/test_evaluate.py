@@ -11,15 +11,15 @@ import torch
 from typer.testing import CliRunner
 
 from fls.config import load_config
-from fls.evaluation.evaluate import (
+from fls.evaluation.evaluate import EvalConfig, evaluate
+from fls.evaluation.result import EvalFileError, EvalRecord
+from fls.evaluation.protocol import (
     ActionSampler,
     Episode,
     EpisodeLedger,
-    EvalConfig,
     EvaluationError,
     check_action_set,
     check_seeds,
-    evaluate,
     summarize,
     train_env_seeds,
 )
@@ -85,8 +85,8 @@ def test_every_env_contributes_exactly_its_first_episodes():
     cfg = EvalConfig(episodes=24, num_envs=4, seed=1000, device="cpu")
     env = FakeVecEnv(4)
     result = evaluate(fresh_model(), "Breakout", cfg, env=env, progress=False)
-    rows = result["episodes"]
-    assert len(rows) == 24 and result["summary"]["n"] == 24
+    rows = result.episodes
+    assert len(rows) == 24 and result.summary.n == 24
     for i in range(4):
         mine = [r for r in rows if r["env"] == i]
         assert [r["index_in_env"] for r in mine] == list(range(6))
@@ -95,19 +95,19 @@ def test_every_env_contributes_exactly_its_first_episodes():
         assert [r["length_steps"] for r in mine] == [episode_length(i, k) for k in range(6)]
     # The run lasts until the slowest env has its 6 episodes, and fast envs' extra episodes are dropped.
     slowest = max(sum(episode_length(i, k) for k in range(6)) for i in range(4))
-    assert env.steps == slowest == result["timing"]["vector_steps"]
-    assert result["timing"]["ignored_episodes"] > 0
-    s = result["summary"]
+    assert env.steps == slowest == result.timing.vector_steps
+    assert result.timing.ignored_episodes > 0
+    s = result.summary
     rewards = np.array([r["reward"] for r in rows])
-    assert s["mean"] == pytest.approx(rewards.mean()) and s["std"] == pytest.approx(rewards.std())
-    assert (s["min"], s["max"], s["n_truncated"]) == (0.0, 305.0, 0)
+    assert s.mean == pytest.approx(rewards.mean()) and s.std == pytest.approx(rewards.std())
+    assert (s.min, s.max, s.n_truncated) == (0.0, 305.0, 0)
 
 
 def test_pipelined_env_groups_keep_the_same_accounting():
     cfg = EvalConfig(episodes=24, num_envs=4, seed=1000, device="cpu", env_groups=2)
     groups = [FakeVecEnv(2), FakeVecEnv(2)]
     result = evaluate(fresh_model(), "Breakout", cfg, env=groups, progress=False)
-    rows = result["episodes"]
+    rows = result.episodes
     assert len(rows) == 24
     for i in range(4):
         local = i % 2  # group g's env j is ledger env 2 * g + j, and plays like fake env j
@@ -118,7 +118,7 @@ def test_pipelined_env_groups_keep_the_same_accounting():
     # (issued before the last group finished) whose result is discarded.
     slowest = max(sum(episode_length(j, k) for k in range(6)) for j in range(2))
     assert groups[1].steps == slowest and groups[0].steps in (slowest, slowest + 1)
-    assert result["timing"]["agent_steps"] == 4 * slowest
+    assert result.timing.agent_steps == 4 * slowest
     with pytest.raises(EvaluationError, match=r"num_envs \(4\) must be divisible by env_groups \(3\)"):
         EvalConfig(episodes=4, num_envs=4, env_groups=3).validate()
 
@@ -141,8 +141,9 @@ def test_seed_overlap_and_action_set_are_checked():
     check_seeds([1000, 1001], [1, 2, 3])
     with pytest.raises(EvaluationError, match=r"overlap the training run's env seeds \[1001\]"):
         check_seeds([1000, 1001], [1001, 1002])
-    meta = {"seed": 9, "config": {"seed": 9, "num_envs": 8}}
-    assert train_env_seeds(meta) == list(range(9, 17))
+    assert train_env_seeds({"seed": 9, "num_envs": 8}) == list(range(9, 17))
+    with pytest.raises(EvaluationError, match="run/model.pt: cannot tell the training env seeds"):
+        train_env_seeds({"seed": 9}, where="run/model.pt")
     check_action_set(4, "BreakoutInfinite")
     with pytest.raises(EvaluationError, match="has 18 actions but Breakout has 4"):
         check_action_set(18, "Breakout")
@@ -162,11 +163,11 @@ def test_real_env_run_is_reproducible_and_flags_the_cap():
     cfg = EvalConfig(episodes=4, num_envs=2, seed=1000, max_episode_steps=100, device="cpu")
     a = evaluate(fresh_model(), "Breakout", cfg, progress=False)
     b = evaluate(fresh_model(), "Breakout", cfg, progress=False)
-    assert a["episodes"] == b["episodes"]
-    assert a["eval_env_seeds"] == [1000, 1001]
-    assert len(a["episodes"]) == 4
-    assert a["summary"]["n_truncated"] == sum(r["truncated"] for r in a["episodes"]) > 0
-    for r in a["episodes"]:
+    assert a.episodes == b.episodes
+    assert a.eval_env_seeds == [1000, 1001]
+    assert len(a.episodes) == 4
+    assert a.summary.n_truncated == sum(r["truncated"] for r in a.episodes) > 0
+    for r in a.episodes:
         assert r["length_steps"] <= 100 and r["length_steps"] * 4 == r["length_frames"]
         if r["truncated"]:
             assert r["length_steps"] == 100
@@ -176,8 +177,8 @@ def test_real_env_groups_are_reproducible_and_seeded_as_recorded():
     cfg = EvalConfig(episodes=4, num_envs=4, seed=1000, max_episode_steps=50, device="cpu", env_groups=2)
     a = evaluate(fresh_model(), "Breakout", cfg, progress=False)
     b = evaluate(fresh_model(), "Breakout", cfg, progress=False)
-    assert a["episodes"] == b["episodes"] and a["eval_env_seeds"] == [1000, 1001, 1002, 1003]
-    assert [r["env"] for r in a["episodes"]] == [0, 1, 2, 3]
+    assert a.episodes == b.episodes and a.eval_env_seeds == [1000, 1001, 1002, 1003]
+    assert [r["env"] for r in a.episodes] == [0, 1, 2, 3]
 
 
 def test_per_game_cap_overrides_max_episode_steps_and_is_validated():
@@ -203,18 +204,18 @@ def test_real_env_uses_the_game_cap_and_reports_it():
     cfg = EvalConfig(episodes=2, num_envs=2, seed=1000, max_episode_steps=100, max_episode_steps_by_game={"Breakout": 25},
                      device="cpu", env_groups=1)
     result = evaluate(fresh_model(), "Breakout", cfg, progress=False)
-    assert result["summary"]["max_episode_steps"] == 25 and result["config"]["max_episode_steps_by_game"] == {"Breakout": 25}
-    assert [r["length_steps"] for r in result["episodes"]] == [25, 25]  # hidden start skips included
-    assert result["summary"]["n_truncated"] == 2
+    assert result.summary.max_episode_steps == 25 and result.config["max_episode_steps_by_game"] == {"Breakout": 25}
+    assert [r["length_steps"] for r in result.episodes] == [25, 25]  # hidden start skips included
+    assert result.summary.n_truncated == 2
     other = evaluate(fresh_model(), "BreakoutInfinite", cfg, progress=False)
-    assert other["summary"]["max_episode_steps"] == 100  # no entry for the variant: the general cap
+    assert other.summary.max_episode_steps == 100  # no entry for the variant: the general cap
 
 
 def test_breakout_infinite_runs_with_a_breakout_model():
     cfg = EvalConfig(episodes=2, num_envs=2, seed=1000, max_episode_steps=50, device="cpu")
     result = evaluate(fresh_model(), "BreakoutInfinite", cfg, progress=False)
-    assert result["game"] == "BreakoutInfinite" and result["base_game"] == "Breakout"
-    assert result["summary"]["n"] == 2 and all(r["length_steps"] <= 50 for r in result["episodes"])
+    assert result.game == "BreakoutInfinite" and result.base_game == "Breakout"
+    assert result.summary.n == 2 and all(r["length_steps"] <= 50 for r in result.episodes)
     with pytest.raises(EvaluationError, match="BreakoutInfinite has 4"):
         evaluate(fresh_model(num_actions=18), "BreakoutInfinite", cfg, progress=False)
 
@@ -241,6 +242,15 @@ def test_cli_fresh_model_writes_documented_outputs(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics == summarize(data["episodes"])
     assert metrics["n"] == 2 and not {"config", "run_info", "timing", "max_frames"} & set(metrics)
+    # eval.json read back through its typed view writes the same bytes; a missing field is named
+    record = EvalRecord.from_json(data, str(out / "eval.json"))
+    assert json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n" == (out / "eval.json").read_text()
+    assert record.result.summary.n == 2 and record.checkpoint.init_seed == 0 and record.trained_on is None
+    with pytest.raises(EvalFileError, match=r"eval\.json: missing field 'timing'"):
+        EvalRecord.from_json({k: v for k, v in data.items() if k != "timing"}, str(out / "eval.json"))
+    with pytest.raises(EvalFileError, match=r"eval\.json: summary: missing field 'median'"):
+        EvalRecord.from_json({**data, "summary": {k: v for k, v in data["summary"].items() if k != "median"}},
+                             str(out / "eval.json"))
 
 
 def test_cli_checkpoint_records_hash_and_training_seeds(tmp_path):

@@ -19,10 +19,6 @@ def _models(n):
     return out
 
 
-def _strip(result):
-    return {k: v for k, v in result.items() if k not in ("timing",)}
-
-
 def test_two_models_at_once_equal_two_evaluations_alone():
     cfg = EvalConfig(episodes=4, num_envs=2, seed=1000, max_episode_steps=50, device="cpu", env_groups=2)
     models = _models(2)
@@ -30,9 +26,9 @@ def test_two_models_at_once_equal_two_evaluations_alone():
     assert len(together) == 2
     for m, res in zip(models, together):
         alone = evaluate(m, "Breakout", cfg, device="cpu", progress=False)
-        assert _strip(res)["episodes"] == alone["episodes"]
-        assert _strip(res)["summary"] == alone["summary"]
-        assert len(res["episodes"]) == 4 and {r["env"] for r in res["episodes"]} == {0, 1}
+        assert res.episodes == alone.episodes
+        assert res.summary == alone.summary
+        assert len(res.episodes) == 4 and {r["env"] for r in res.episodes} == {0, 1}
 
 
 def test_errors_surface():

@@ -28,7 +28,7 @@ def csv_without_timing(path):
 
 
 def assert_same_run(a, b):
-    ma, mb = load_checkpoint(a / "model.pt")["model"], load_checkpoint(b / "model.pt")["model"]
+    ma, mb = load_checkpoint(a / "model.pt").model, load_checkpoint(b / "model.pt").model
     assert ma.keys() == mb.keys()
     for k in ma:
         assert torch.equal(ma[k], mb[k]), k
@@ -36,7 +36,7 @@ def assert_same_run(a, b):
     ra, rb = csv_without_timing(a / "metrics.csv"), csv_without_timing(b / "metrics.csv")
     assert ra == rb and len(ra) > 0
     ca, cb = load_checkpoint(a / "checkpoint.pt"), load_checkpoint(b / "checkpoint.pt")
-    assert torch.equal(ca["rng"]["torch"], cb["rng"]["torch"])  # the run's stream continues alike on resume
+    assert torch.equal(ca.rng["torch"], cb.rng["torch"])  # the run's stream continues alike on resume
     sa, sb = json.loads((a / "summary.json").read_text()), json.loads((b / "summary.json").read_text())
     for key in ("global_step", "updates", "eprewmean", "episodes", "seed"):
         assert sa[key] == sb[key], key
@@ -51,8 +51,8 @@ def test_three_runs_in_one_process_are_bit_identical_to_single_runs(tmp_path):
         train(cfg, alone)
         assert_same_run(run_dir(tmp_path / "multi", cfg), alone)
     # different seeds really are different runs
-    m1 = load_checkpoint(run_dir(tmp_path / "multi", cfgs[0]) / "model.pt")["model"]
-    m9 = load_checkpoint(run_dir(tmp_path / "multi", cfgs[1]) / "model.pt")["model"]
+    m1 = load_checkpoint(run_dir(tmp_path / "multi", cfgs[0]) / "model.pt").model
+    m9 = load_checkpoint(run_dir(tmp_path / "multi", cfgs[1]) / "model.pt").model
     assert not all(torch.equal(m1[k], m9[k]) for k in m1)
 
 
@@ -62,7 +62,7 @@ def test_mixed_archs_and_per_run_resume(tmp_path):
     outs = [tmp_path / "m" / "a", tmp_path / "m" / "b"]
     first = train_many(cfgs, outs, stop_after_updates=1)
     assert [o.result.status for o in first] == ["stopped", "stopped"]
-    assert [load_checkpoint(o / "checkpoint.pt")["update"] for o in outs] == [1, 1]
+    assert [load_checkpoint(o / "checkpoint.pt").update for o in outs] == [1, 1]
     train(cfgs[0], outs[0])  # one member finished by a single-run process
     second = train_many(cfgs, outs)
     assert [o.result.status for o in second] == ["already_finished", "finished"]

@@ -146,7 +146,7 @@ def test_sharded_update_matches_single_shard_and_repeats_exactly():
 
     from fls.models import build_model
     from fls.ppo.config import PPOConfig
-    from fls.ppo.trainer import ppo_update
+    from fls.ppo.update import ppo_update
 
     # SGD and no grad clipping: the weights then move by exactly the gradients, so a mis-weighted shard
     # loss (which Adam's scale invariance could hide) shows up.

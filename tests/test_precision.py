@@ -11,7 +11,8 @@ import torch
 from fls.checkpoint import load_checkpoint, save_checkpoint
 from fls.config import ConfigError
 from fls.ppo.config import PPOConfig, TrainConfig
-from fls.ppo.trainer import ppo_update, train
+from fls.ppo.trainer import train
+from fls.ppo.update import ppo_update
 from helpers import tiny_train_config
 
 
@@ -24,8 +25,8 @@ def test_bf16_trains_on_cpu_and_differs_from_fp32(tmp_path):
     train(tiny_cfg(), tmp_path / "fp32")
     res = train(tiny_cfg(precision="bf16"), tmp_path / "bf16")
     assert res.status == "finished"
-    a = load_checkpoint(tmp_path / "fp32" / "model.pt")["model"]
-    b = load_checkpoint(tmp_path / "bf16" / "model.pt")["model"]
+    a = load_checkpoint(tmp_path / "fp32" / "model.pt").model
+    b = load_checkpoint(tmp_path / "bf16" / "model.pt").model
     assert all(v.dtype == torch.float32 for v in b.values())  # weights stay fp32; only the forward is bf16
     assert all(torch.isfinite(v).all() for v in b.values())
     assert not all(torch.equal(a[k], b[k]) for k in a)
@@ -45,7 +46,7 @@ def test_runs_made_before_the_new_keys_resume(tmp_path):
     train(tiny_cfg(total_steps=96), out, stop_after_updates=1)
     ck = load_checkpoint(out / "checkpoint.pt")
     for key in ("precision", "channels_last"):
-        ck["config"].pop(key)
+        ck.config.pop(key)
     save_checkpoint(out / "checkpoint.pt", ck)
     info = json.loads((out / "run_info.json").read_text())
     for key in ("precision", "channels_last"):

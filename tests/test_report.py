@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from fls.atomic import atomic_write_json
 from fls.config import ConfigError, build_config, load_config
-from fls.evaluation.evaluate import EPISODE_FIELDS, summarize
+from fls.evaluation.protocol import EPISODE_FIELDS, summarize
 from fls.profiles import load_profile, render
 from fls.report import GridConfig, Layout, build_report, figures, paper, perception, tables
 from fls.report.build import ReportConfig
@@ -210,7 +210,7 @@ def test_perception_panels_show_the_video_frames_of_a_seeded_rollout(tmp_path, g
     save_fresh_checkpoint(run / "model.pt", "sparse_fls", num_envs=2)
     a, arch = perception.rollout_frames(run, "Breakout", steps=6, seed=1000)
     b, _ = perception.rollout_frames(run, "Breakout", steps=6, seed=1000)
-    model, _ = load_policy(run)
+    model = load_policy(run).model
     video = perception_rollout(model, "Breakout", seed=1000, max_steps=6, max_episode_steps=100_000).frames
     assert arch == "sparse_fls" and len(a) == 6 and a[0].shape == (370, 160, 3)
     assert all(np.array_equal(x, y) and np.array_equal(x, v) for x, y, v in zip(a, b, video))  # same as the video

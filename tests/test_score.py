@@ -18,6 +18,7 @@ from fls.scoring import METHODS, METRICS, PER_INPUT_COLUMNS, ScoreConfig, Scorin
 from fls.scoring.posthoc import gradient_saliency, perturbation_saliency, to_frame
 from fls.scoring.reference_maps import center_bias_map, reference_map
 from fls.scoring.score import METHOD_FIELDS, fixation_totals, negative_map, select_trials
+from fls.scoring.summary import ScoreFileError, ScoreSummary
 from helpers import fresh_model, preprocessed_sample
 from pipeline.app import app
 
@@ -202,6 +203,13 @@ def test_cli_scores_a_fresh_model(head_dir, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())  # the dvc `metrics:` file: results only
     assert metrics == {"n_trials": 2, "n_inputs": 10, "n_inputs_with_fixations": summary["n_inputs_with_fixations"],
                        **summary["metrics"]}
+    # summary.json read back through its typed view writes the same bytes; a missing field is named
+    typed = ScoreSummary.from_json(summary, str(out / "summary.json"))
+    assert json.dumps(typed.to_json(), indent=2, sort_keys=True) + "\n" == (out / "summary.json").read_text()
+    assert typed.model.weights.init_seed == 0 and typed.metrics["nss"].n_defined + typed.metrics["nss"].n_undefined == 10
+    with pytest.raises(ScoreFileError, match=r"summary\.json: metrics\.kl: missing field 'n_undefined'"):
+        ScoreSummary.from_json({**summary, "metrics": {**summary["metrics"], "kl": {"mean": 1.0, "std": 0.0, "n_defined": 3}}},
+                               str(out / "summary.json"))
 
 
 def test_cli_reference_method_needs_no_model(head_dir, tmp_path):
@@ -210,8 +218,10 @@ def test_cli_reference_method_needs_no_model(head_dir, tmp_path):
                               "--out", str(out), "--max-inputs", "3", "--quiet"])
     assert res.exit_code == 0, res.output
     summary, _, _ = _read(out)
-    assert summary["arch"] is None
+    assert summary["arch"] is None and summary["model"] == {"arch": None, "checkpoint": None}
     assert summary["metrics"]["nss"]["n_defined"] == 0 and summary["metrics"]["nss"]["mean"] is None
+    typed = ScoreSummary.from_json(summary, str(out / "summary.json"))
+    assert typed.model.model_free and typed.to_json() == summary
     assert summary["metrics"]["kl"]["n_defined"] > 0
 
 
@@ -239,13 +249,13 @@ def test_cli_missing_preprocessed_dir(tmp_path):
 
 
 def test_cli_scores_a_checkpoint_and_refuses_another_games_gaze(head_dir, tmp_path, trials):
-    from fls.checkpoint import save_checkpoint
+    from fls.checkpoint import Checkpoint, save_checkpoint
 
     model = fresh_model("sparse_fls_pool", seed=7)
     run = tmp_path / "run"
-    payload = {"arch": "sparse_fls_pool", "num_actions": 4, "model": model.state_dict(), "update": 3,
+    payload = {"arch": "sparse_fls_pool", "num_actions": 4, "model": model.state_dict(), "optimizer": None, "update": 3,
                "global_step": 3072, "config": {"seed": 9, "arch": "sparse_fls_pool", "game": "Breakout"}}
-    save_checkpoint(run / "model.pt", {**payload, "game": "Breakout"})
+    save_checkpoint(run / "model.pt", Checkpoint(**{**payload, "game": "Breakout"}))
     out = tmp_path / "scored"
     res = runner.invoke(app, ["score", "--atari-head", str(head_dir), "--run", str(run), "--out", str(out),
                               "--max-inputs", "4", "--n-draws", "5", "--seed", "1", "--quiet"])
@@ -256,8 +266,8 @@ def test_cli_scores_a_checkpoint_and_refuses_another_games_gaze(head_dir, tmp_pa
     direct = score_model(model, trials, ScoreConfig(max_inputs=4, n_draws=5, seed=1, **CPU))
     pd.testing.assert_frame_equal(table, direct)
 
-    save_checkpoint(tmp_path / "enduro.pt", {**payload, "game": "Enduro", "num_actions": 9,
-                                             "model": fresh_model("sparse_fls_pool", 9).state_dict()})
+    save_checkpoint(tmp_path / "enduro.pt", Checkpoint(**{**payload, "game": "Enduro", "num_actions": 9,
+                                                          "model": fresh_model("sparse_fls_pool", 9).state_dict()}))
     res = runner.invoke(app, ["score", "--atari-head", str(head_dir), "--checkpoint", str(tmp_path / "enduro.pt"),
                               "--game", "Breakout", "--out", str(tmp_path / "y"), "--quiet"])
     assert res.exit_code == 2 and "trained on Enduro" in res.output

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from fls.checkpoint import CheckpointError, load_checkpoint, load_policy
 from fls.config import ConfigError, build_config, load_config
 from fls.ppo.config import TrainConfig
-from fls.ppo.trainer import EPISODE_COLUMNS, METRIC_COLUMNS, RunMismatchError, train
+from fls.ppo.run_dir import EPISODE_COLUMNS, METRIC_COLUMNS, RunMismatchError
+from fls.ppo.trainer import train
 from helpers import read_csv, tiny_train_config
 from pipeline.app import app
 
@@ -44,9 +45,12 @@ def test_cli_tiny_run_writes_every_output(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["global_step"] == 64 and summary["updates"] == 2 and summary["arch"] == "nature_cnn"
     ck = load_checkpoint(out / "checkpoint.pt")
-    assert ck["update"] == 2 and ck["global_step"] == 64 and ck["optimizer"] is not None
-    model, meta = load_policy(out)
-    assert meta["path"].endswith("model.pt") and meta["game"] == "Breakout" and meta["num_actions"] == 4
+    assert ck.update == 2 and ck.global_step == 64 and ck.optimizer is not None
+    assert list(torch.load(out / "checkpoint.pt", weights_only=True)) == [
+        "format", "version", "arch", "game", "num_actions", "model", "optimizer", "update", "global_step",
+        "num_updates", "learning_rate", "config", "rng", "stats"]  # the documented order (docs/training.md)
+    policy = load_policy(out)
+    assert policy.weights.path.endswith("model.pt") and policy.game == "Breakout" and policy.num_actions == 4
 
 
 def test_same_seed_same_weights_and_episodes(tmp_path):
@@ -55,8 +59,8 @@ def test_same_seed_same_weights_and_episodes(tmp_path):
     a = train(tiny_train_config(**cfg), tmp_path / "a")
     b = train(tiny_train_config(**cfg), tmp_path / "b")
     assert a.status == b.status == "finished" and a.global_step == 512
-    wa = load_checkpoint(tmp_path / "a" / "model.pt")["model"]
-    wb = load_checkpoint(tmp_path / "b" / "model.pt")["model"]
+    wa = load_checkpoint(tmp_path / "a" / "model.pt").model
+    wb = load_checkpoint(tmp_path / "b" / "model.pt").model
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     _, ea = read_csv(tmp_path / "a" / "episodes.csv")
     _, eb = read_csv(tmp_path / "b" / "episodes.csv")
@@ -65,7 +69,7 @@ def test_same_seed_same_weights_and_episodes(tmp_path):
         assert float(row["return"]) >= 0 and int(row["frames"]) == 4 * int(row["length"])
         assert int(row["env"]) in (0, 1)
     c = train(tiny_train_config(seed=4, total_steps=64), tmp_path / "c")  # another seed: other weights
-    wc = load_checkpoint(tmp_path / "c" / "model.pt")["model"]
+    wc = load_checkpoint(tmp_path / "c" / "model.pt").model
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 
 
@@ -81,7 +85,7 @@ def test_interrupted_run_resumes_without_duplicate_rows(tmp_path):
         train(cfg, out, on_update=crash_at_3)
     _, rows = read_csv(out / "metrics.csv")
     assert [r["update"] for r in rows] == ["1", "2", "3"]
-    assert load_checkpoint(out / "checkpoint.pt")["update"] == 2
+    assert load_checkpoint(out / "checkpoint.pt").update == 2
     assert not (out / "summary.json").exists() and not (out / "model.pt").exists()
 
     result = train(cfg, out)
@@ -91,16 +95,16 @@ def test_interrupted_run_resumes_without_duplicate_rows(tmp_path):
     assert [int(r["global_step"]) for r in rows] == [32, 64, 96, 128]
     assert json.loads((out / "summary.json").read_text())["resumed_from_update"] == 2
     assert json.loads((out / "run_info.json").read_text())["resumed_from_update"] == 2
-    model, meta = load_policy(out)
-    assert meta["global_step"] == 128
-    assert all(torch.isfinite(p).all() for p in model.parameters())
+    policy = load_policy(out)
+    assert policy.global_step == 128
+    assert all(torch.isfinite(p).all() for p in policy.model.parameters())
 
 
 def test_stop_hook_then_cli_resume_and_already_finished(tmp_path):
     out = tmp_path / "run"
     first = train(tiny_train_config(total_steps=96, checkpoint_every=5), out, stop_after_updates=1)
     assert first.status == "stopped" and first.updates == 1
-    assert load_checkpoint(out / "checkpoint.pt")["update"] == 1  # a deliberate stop checkpoints first
+    assert load_checkpoint(out / "checkpoint.pt").update == 1  # a deliberate stop checkpoints first
     args = ["train", "--out", str(out), "--total-steps", "96", "--seed", "3", "--checkpoint-every", "5", *TINY]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
@@ -217,7 +221,7 @@ def test_sigkilled_process_resumes_to_the_same_step_count(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert not (out / "summary.json").exists()
-    killed_at = load_checkpoint(out / "checkpoint.pt")["update"]
+    killed_at = load_checkpoint(out / "checkpoint.pt").update
     assert 1 <= killed_at < 6
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
@@ -225,5 +229,5 @@ def test_sigkilled_process_resumes_to_the_same_step_count(tmp_path):
     assert [int(r["update"]) for r in rows] == list(range(1, 7))
     assert int(rows[-1]["global_step"]) == 6 * 32
     assert json.loads((out / "summary.json").read_text())["global_step"] == 6 * 32
-    model, _ = load_policy(out)
+    model = load_policy(out).model
     assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from fls.ppo.live_log import RENAMED, TIMING
 from fls.tb_events import EventFileError, crc32c, encode_event, frame_record, masked_crc, read_records, read_scalars
-from fls.ppo.trainer import METRIC_COLUMNS, train
+from fls.ppo.run_dir import METRIC_COLUMNS
+from fls.ppo.trainer import train
 from helpers import read_csv, tiny_train_config
 from pipeline.app import app
 

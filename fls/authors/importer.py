@@ -37,7 +37,7 @@ from fls import tb_events as events
 from fls.authors import results
 from fls.authors.convert import ARCH_TO_NETWORK, ConversionError, convert_variables, network_to_arch
 from fls.authors.safe_pickle import safe_load
-from fls.checkpoint import file_sha256, save_checkpoint
+from fls.checkpoint import Checkpoint, file_sha256, save_checkpoint
 from fls.games import UnknownGameError, get_game
 from fls.models import ARCHS
 from fls.runinfo import write_run_info
@@ -208,8 +208,8 @@ def import_model(model: AuthorsModel, out_dir: Path, *, require_eval: bool = Fal
     }
     save_checkpoint(
         out_dir / MODEL,
-        {"arch": arch, "game": model.game, "num_actions": num_actions, "model": state, "optimizer": None,
-         "update": 0, "global_step": global_step, "config": config},
+        Checkpoint(arch=arch, game=model.game, num_actions=num_actions, model=state, optimizer=None,
+                   update=0, global_step=global_step, config=config),
     )
     atomic_write_text(out_dir / TRAIN_METRICS, _curve_csv(curve))
     ref_dir = out_dir / "authors"

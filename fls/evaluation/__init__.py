@@ -1,14 +1,14 @@
 """Evaluation protocol (scores over whole-game episodes), the `fls evaluate` stage and perception videos."""
 
 from fls.evaluation.config import EvalConfig, EvaluationError
-from fls.evaluation.evaluate import (
+from fls.evaluation.evaluate import evaluate
+from fls.evaluation.protocol import (
     ActionSampler,
-    EpisodeLedger,
     Episode,
+    EpisodeLedger,
     check_action_set,
     check_same_game,
     check_seeds,
-    evaluate,
     summarize,
     train_env_seeds,
 )

@@ -16,12 +16,16 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from fls.evaluation.config import EvalConfig, EvaluationError
+from fls.checkpoint import PolicySource
+from fls.device import resolve_device
+from fls.evaluation.config import EvalConfig
 from fls.evaluation.evaluate import evaluate
+from fls.evaluation.protocol import EvaluationError
+from fls.evaluation.result import EvalRecord, EvaluationResult
+from fls.evaluation.stage import finish_to_dir, prepare_subject
 
 
 def evaluate_each(
@@ -31,13 +35,13 @@ def evaluate_each(
     *,
     train_env_seeds: Sequence[Sequence[int]] | None = None,
     device: torch.device | str | None = None,
-) -> list[dict[str, Any] | BaseException]:
+) -> list[EvaluationResult | BaseException]:
     """Each model's ``evaluate`` result, or the error that ended it; one model's failure stops no other."""
     cfg.validate()
     seeds = list(train_env_seeds) if train_env_seeds is not None else [() for _ in models]
     if len(seeds) != len(models):
         raise EvaluationError(f"evaluate_many: {len(models)} models but {len(seeds)} train_env_seeds lists")
-    results: list[dict[str, Any] | BaseException | None] = [None] * len(models)
+    results: list[EvaluationResult | BaseException | None] = [None] * len(models)
     threads_now = torch.get_num_threads()
 
     def one(i: int) -> None:
@@ -62,7 +66,7 @@ def evaluate_many(
     *,
     train_env_seeds: Sequence[Sequence[int]] | None = None,
     device: torch.device | str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[EvaluationResult]:
     """``[evaluate(models[i], game, cfg, train_env_seeds=train_env_seeds[i]) for i]``, run concurrently.
 
     The first error (by model index) is raised after every thread has ended.
@@ -90,7 +94,7 @@ class RunEvaluation:
 
     run: Path
     out: Path
-    result: dict[str, Any] | None = None
+    result: EvalRecord | None = None
     error: BaseException | None = None
 
 
@@ -98,9 +102,9 @@ def parse_runs(text: str) -> list[Path]:
     """``"runs/a/G/1,runs/a/G/9"`` -> two paths; a one-line error for an empty list or a repeated run."""
     runs = [Path(p.strip()) for p in text.split(",") if p.strip()]
     if not runs:
-        raise EvaluationError(f"--runs: expected comma-separated run directories, got {text!r}")
+        raise EvaluationError(f"runs: expected comma-separated run directories, got {text!r}")
     if len({r.resolve() for r in runs}) != len(runs):
-        raise EvaluationError(f"--runs: a run directory is given twice in {text!r}")
+        raise EvaluationError(f"runs: a run directory is given twice in {text!r}")
     return runs
 
 
@@ -119,41 +123,38 @@ def evaluate_runs_to_dirs(
     reported in its entry; the others go on. Without ``game`` every run must have been trained on the same
     game (one evaluation config, one game per process).
     """
-    from fls.device import resolve_device
-    from fls.evaluation.stage import finish_to_dir, prepare_subject
-
     cfg.validate()
     dev = resolve_device(cfg.device)
     members = [RunEvaluation(Path(r), Path()) for r in runs]
-    loaded: list[tuple[RunEvaluation, torch.nn.Module, dict[str, Any], str]] = []
+    loaded: list[tuple[RunEvaluation, PolicySource, list[int], str]] = []
     for m in members:
         try:
-            model, meta, played = prepare_subject(run=m.run, game=game, device=dev)
+            policy, seeds, played = prepare_subject(run=m.run, game=game, device=dev)
         except Exception as exc:  # noqa: BLE001 - reported per run
             m.error = exc
             continue
         m.out = out_dir_for(out_root, m.run, played)
-        loaded.append((m, model, meta, played))
+        loaded.append((m, policy, seeds, played))
     games = sorted({played for _, _, _, played in loaded})
     if len(games) > 1:
-        raise EvaluationError(f"--runs: the runs were trained on different games ({', '.join(games)}); give --game")
+        raise EvaluationError(f"runs: the runs were trained on different games ({', '.join(games)}); name the game to play")
     if not loaded:
         return members
     outs = [m.out.resolve() for m, _, _, _ in loaded]
     if len(set(outs)) != len(outs):
-        raise EvaluationError("--runs: two runs map to the same output directory under --out-root (same arch and seed)")
+        raise EvaluationError("runs: two runs map to the same output directory under --out-root (same arch and seed)")
     outcomes = evaluate_each(
-        [model for _, model, _, _ in loaded], games[0], cfg,
-        train_env_seeds=[meta["train_env_seeds"] for _, _, meta, _ in loaded], device=dev,
+        [policy.model for _, policy, _, _ in loaded], games[0], cfg,
+        train_env_seeds=[seeds for _, _, seeds, _ in loaded], device=dev,
     )
-    for (m, model, meta, played), outcome in zip(loaded, outcomes):
+    for (m, policy, _seeds, played), outcome in zip(loaded, outcomes):
         if isinstance(outcome, BaseException):
             if not isinstance(outcome, Exception):
                 raise outcome  # KeyboardInterrupt and the like end the command
             m.error = outcome
             continue
         try:
-            m.result = finish_to_dir(outcome, meta, cfg, m.out, model=model, game=played, device=dev)
+            m.result = finish_to_dir(outcome, policy, cfg, m.out, game=played, device=dev)
         except Exception as exc:  # noqa: BLE001 - reported per run
             m.error = exc
     return members

@@ -1,8 +1,8 @@
 """What ``fls evaluate`` does around the protocol: load the policy, check it, evaluate, film, write OUT/.
 
-The protocol itself (config, episode ledger, action sampler, runner) is ``fls.evaluation.evaluate``; the
-perception video is ``fls.evaluation.video``. This module joins them and owns the evaluation directory's
-files (eval.json, episodes.csv, metrics.json, run_info.json).
+The protocol (episode ledger, action sampler, checks) is ``fls.evaluation.protocol``, its runner
+``fls.evaluation.evaluate``; the perception video is ``fls.evaluation.video``. This module joins them and
+owns the evaluation directory's files (eval.json, episodes.csv, metrics.json, run_info.json).
 """
 
 from __future__ import annotations
@@ -16,19 +16,20 @@ from typing import Any
 import torch
 
 from fls.atomic import atomic_write_json, atomic_write_text
-from fls.checkpoint import load_policy_source
+from fls.checkpoint import PolicySource, load_policy_source
 from fls.config import resolved
 from fls.device import resolve_device
-from fls.evaluation.evaluate import (
+from fls.evaluation.config import EvalConfig
+from fls.evaluation.evaluate import evaluate
+from fls.evaluation.protocol import (
     EPISODE_FIELDS,
-    EvalConfig,
     EvaluationError,
     check_action_set,
     check_same_game,
-    evaluate,
     summarize,
     train_env_seeds,
 )
+from fls.evaluation.result import EvalRecord, EvaluationResult
 from fls.evaluation.video import make_perception_video
 from fls.games import base_game
 from fls.runinfo import run_info, write_run_info
@@ -44,7 +45,7 @@ def episodes_csv(rows: Sequence[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def write_outputs(result: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+def write_outputs(record: EvalRecord, out_dir: str | Path) -> dict[str, Path]:
     """``OUT/eval.json`` (everything), ``OUT/episodes.csv`` (the episode rows) and ``OUT/metrics.json``.
 
     metrics.json is what dvc.yaml registers under ``metrics:``: the result numbers only, recomputed from
@@ -52,30 +53,10 @@ def write_outputs(result: dict[str, Any], out_dir: str | Path) -> dict[str, Path
     """
     out = Path(out_dir)
     paths = {"eval": out / EVAL, "episodes": out / EVAL_EPISODES, "metrics": out / EVAL_METRICS}
-    atomic_write_text(paths["episodes"], episodes_csv(result["episodes"]))
-    atomic_write_json(paths["metrics"], summarize(result["episodes"]))
-    atomic_write_json(paths["eval"], result)
+    atomic_write_text(paths["episodes"], episodes_csv(record.result.episodes))
+    atomic_write_json(paths["metrics"], summarize(record.result.episodes))
+    atomic_write_json(paths["eval"], record.to_json())
     return paths
-
-
-def load_subject(
-    *,
-    run: str | Path | None = None,
-    checkpoint: str | Path | None = None,
-    arch: str | None = None,
-    init_seed: int | None = None,
-    num_actions: int | None = None,
-    device: torch.device | str = "cpu",
-) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The policy to evaluate (``fls.checkpoint.load_policy_source``) plus the training run's env seeds.
-
-    ``meta["checkpoint"]`` is what eval.json records about where the weights came from.
-    """
-    model, meta = load_policy_source(
-        run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed, num_actions=num_actions, device=device
-    )
-    meta["train_env_seeds"] = train_env_seeds(meta) if meta["checkpoint"]["path"] is not None else []
-    return model, meta
 
 
 def evaluate_to_dir(
@@ -90,15 +71,15 @@ def evaluate_to_dir(
     video: str | Path | None = None,
     frames: str | Path | None = None,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> EvalRecord:
     """What ``fls evaluate`` does: load, check, evaluate, optionally film, and write OUT/eval.json & co."""
     cfg.validate()
     dev = resolve_device(cfg.device)
-    model, meta, game = prepare_subject(
+    policy, seeds, game = prepare_subject(
         run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed, game=game, device=dev
     )
-    result = evaluate(model, game, cfg, train_env_seeds=meta["train_env_seeds"], device=dev, progress=progress)
-    return finish_to_dir(result, meta, cfg, out, model=model, game=game, video=video, frames=frames, device=dev)
+    result = evaluate(policy.model, game, cfg, train_env_seeds=seeds, device=dev, progress=progress)
+    return finish_to_dir(result, policy, cfg, out, game=game, video=video, frames=frames, device=dev)
 
 
 def prepare_subject(
@@ -109,46 +90,47 @@ def prepare_subject(
     init_seed: int | None = None,
     game: str | None = None,
     device: torch.device | str = "cpu",
-) -> tuple[torch.nn.Module, dict[str, Any], str]:
-    """The checked policy, its metadata and the game to play: the part of ``evaluate_to_dir`` before playing.
+) -> tuple[PolicySource, list[int], str]:
+    """The checked policy, its training env seeds and the game to play: ``evaluate_to_dir`` before playing.
 
     Split out so that ``fls.evaluation.multi`` loads and checks each of several models exactly as here.
     """
     if arch is not None and game is None:
         raise EvaluationError("--arch (fresh model) needs --game")
     num_actions = base_game(game).num_actions if game is not None else None
-    model, meta = load_subject(
+    policy = load_policy_source(
         run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed, num_actions=num_actions, device=device
     )
-    game = game if game is not None else str(meta["game"])
-    where = meta["checkpoint"]["path"] or f"fresh {meta['arch']} model"
-    check_action_set(meta["num_actions"], game, where=where)
-    check_same_game(meta["game"], game, where=where)
-    return model, meta, game
+    weights = policy.weights
+    # a fresh model trained nowhere; a checkpoint's training env seeds must not be evaluated on
+    seeds = train_env_seeds(policy.config, where=weights.path) if weights.path is not None else []
+    game = game if game is not None else str(policy.game)
+    where = weights.path or f"fresh {policy.arch} model"
+    check_action_set(policy.num_actions, game, where=where)
+    check_same_game(policy.game, game, where=where)
+    return policy, seeds, game
 
 
 def finish_to_dir(
-    result: dict[str, Any],
-    meta: dict[str, Any],
+    result: EvaluationResult,
+    policy: PolicySource,
     cfg: EvalConfig,
     out: str | Path,
     *,
-    model: torch.nn.Module,
     game: str,
     video: str | Path | None = None,
     frames: str | Path | None = None,
     device: torch.device | str = "cpu",
-) -> dict[str, Any]:
-    """The part of ``evaluate_to_dir`` after playing: provenance, optional film, OUT/eval.json & co."""
-    result["checkpoint"] = meta["checkpoint"]
-    result["trained_on"] = meta["game"]
+) -> EvalRecord:
+    """``evaluate_to_dir`` after playing: provenance, optional film, OUT/eval.json & co."""
+    weights = policy.weights
+    filmed = None
     if video is not None or frames is not None:
-        result["video"] = make_perception_video(model, game, cfg, video=video, frames_dir=frames, device=device)
-    else:
-        result["video"] = None
-    extra = {"checkpoint": meta["checkpoint"], "game": game, "arch": meta["arch"]}
-    result["run_info"] = run_info(resolved(cfg), stage="evaluate", extra=extra)
-    paths = write_outputs(result, out)
+        filmed = make_perception_video(policy.model, game, cfg, video=video, frames_dir=frames, device=device)
+    extra = {"checkpoint": weights.to_json(), "game": game, "arch": policy.arch}
+    record = EvalRecord(result=result, checkpoint=weights, trained_on=policy.game, video=filmed,
+                        run_info=run_info(resolved(cfg), stage="evaluate", extra=extra))
+    paths = write_outputs(record, out)
     write_run_info(Path(out) / RUN_INFO, resolved(cfg), stage="evaluate", extra=extra)
-    result["paths"] = {k: str(v) for k, v in paths.items()}
-    return result
+    record.paths = {k: str(v) for k, v in paths.items()}
+    return record

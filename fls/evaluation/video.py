@@ -26,7 +26,7 @@ import torch
 
 from fls.atomic import atomic_path
 from fls.envs.single import make_single_env
-from fls.evaluation.evaluate import ActionSampler, check_action_set
+from fls.evaluation.protocol import ActionSampler, check_action_set
 from fls.frames import FRAME_COLS, FRAME_ROWS, FRAME_SHAPE, OBS_SIZE
 from fls.models.saliency import render_84, render_frame
 

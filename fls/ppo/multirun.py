@@ -32,7 +32,8 @@ from typing import Any
 
 from fls.config import ConfigError
 from fls.ppo.config import TrainConfig
-from fls.ppo.trainer import OpenedRun, TrainResult, _Trainer, open_run
+from fls.ppo.run_dir import OpenedRun, TrainResult, open_run
+from fls.ppo.trainer import _Trainer
 
 _CONSTRUCT = threading.Lock()  # seeding and model init use torch's global generator: one run at a time
 

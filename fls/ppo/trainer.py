@@ -13,22 +13,20 @@ Why the loop looks the way it does:
   reported by ``fls.envs.vector`` (Baselines' Monitor under the episodic-life wrapper);
 * a lost life ends the learning episode; the env's NOOP / FIRE / action-2 restart skips are hidden (as in
   Baselines' wrappers), so every stored transition is the agent's own action and the loss mask is all True.
+
+The run directory (opening, resume checks, the CSV files) is ``fls.ppo.run_dir``; the update's maths and
+its threaded shards are ``fls.ppo.update``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import json
 import math
 import os
 import random
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,59 +35,29 @@ import torch
 from torch.distributions import Categorical
 from tqdm.auto import tqdm
 
-from fls.atomic import atomic_path, atomic_write_json
-from fls.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from fls.config import ConfigError
+from fls.atomic import atomic_write_json
+from fls.checkpoint import Checkpoint, CheckpointError, rng_state, save_checkpoint, set_rng_state
 from fls.device import resolve_device
 from fls.envs.vector import make_vector_env
 from fls.frames import OBS_SHAPE
 from fls.games import get_game
 from fls.models import build_model
-from fls.ppo.config import PPOConfig, TrainConfig
+from fls.ppo.config import TrainConfig
 from fls.ppo.live_log import TrainingLog
-from fls.ppo.losses import ADV_EPS, compute_gae, explained_variance, ppo_losses
+from fls.ppo.losses import compute_gae
+from fls.ppo.run_dir import (
+    EPISODE_COLUMNS,
+    METRIC_COLUMNS,
+    CsvAppender,
+    TrainResult,
+    open_run,
+    truncate_csv,
+)
+from fls.ppo.update import autocast_for, ppo_update, sample_actions
 from fls.runinfo import write_run_info
 from fls.stage_files import CHECKPOINT, MODEL, RUN_INFO, TRAIN_EPISODES, TRAIN_METRICS, TRAIN_SUMMARY
 
-METRIC_COLUMNS = (
-    "global_step",
-    "update",
-    "eprewmean",
-    "episodes",
-    "charts/eplenmean",
-    "charts/learning_rate",
-    "charts/SPS",
-    "time/rollout_s",
-    "time/update_s",
-    "losses/policy_loss",
-    "losses/value_loss",
-    "losses/entropy",
-    "losses/approx_kl",
-    "losses/clipfrac",
-    "losses/explained_variance",
-)
-EPISODE_COLUMNS = ("global_step", "update", "env", "return", "length", "frames", "truncated")
 WINDOW = 100  # eprewmean = mean whole-game return of the last 100 finished games
-
-
-class RunMismatchError(ConfigError):
-    """``out_dir`` holds a run made with different learning settings (``differences`` says which)."""
-
-    def __init__(self, message: str, differences: str = ""):
-        super().__init__(message)
-        self.differences = differences or message
-
-
-@dataclass
-class TrainResult:
-    status: str  # "finished", "already_finished" or "stopped" (interrupted on purpose, resumable)
-    out_dir: Path
-    global_step: int
-    updates: int
-    eprewmean: float
-    episodes: int
-    wall_time_s: float
-    sps: float
 
 
 def env_seed(seed: int, update: int) -> int:
@@ -122,84 +90,6 @@ def _nanmean(values: deque[float] | list[float]) -> float:
     return float(np.mean(values)) if len(values) else float("nan")
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "" if math.isnan(v) else repr(v)
-    return str(v)
-
-
-# ---------------------------------------------------------------------------------------------- run dir
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: not readable JSON ({exc})") from None
-
-
-def _check_same_run(cfg: TrainConfig, recorded: dict[str, Any], where: str) -> None:
-    want = cfg.learning_fields()
-    defaults = TrainConfig.field_defaults()  # a key added after the run was made had its default value then
-    diffs = [f"{k}: {recorded.get(k, defaults.get(k))!r} there, {v!r} now" for k, v in want.items()
-             if recorded.get(k, defaults.get(k)) != v]
-    if diffs:
-        raise RunMismatchError(
-            f"{where} was made with other settings ({'; '.join(diffs)}); use a new --out directory "
-            f"or rerun with the same settings to resume",
-            "; ".join(diffs),
-        )
-
-
-def _truncate_csv(path: Path, columns: tuple[str, ...], keep: Callable[[dict[str, str]], bool]) -> None:
-    """Rewrite ``path`` keeping the complete rows that ``keep`` accepts (drops a torn last line too)."""
-    rows: list[dict[str, str]] = []
-    if path.exists():
-        with open(path, newline="") as fh:
-            reader = csv.DictReader(fh)
-            if tuple(reader.fieldnames or ()) == columns:
-                for row in reader:
-                    if None in row or any(row.get(c) is None for c in columns):
-                        continue  # torn row from a kill mid-write
-                    try:
-                        if keep(row):
-                            rows.append(row)
-                    except ValueError:
-                        continue
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=columns)
-            w.writeheader()
-            w.writerows(rows)
-
-
-class _CsvAppender:
-    def __init__(self, path: Path, columns: tuple[str, ...]):
-        self._fh = open(path, "a", newline="")
-        self._w = csv.writer(self._fh)
-        self._columns = columns
-
-    def write(self, row: dict[str, Any]) -> None:
-        self._w.writerow([_fmt(row[c]) for c in self._columns])
-
-    def flush(self) -> None:
-        self._fh.flush()
-
-    def close(self) -> None:
-        self._fh.close()
-
-
-def run_status(out_dir: Path) -> str:
-    """"empty", "finished" (summary.json present), "resumable" (checkpoint.pt present) or "started"."""
-    if (out_dir / TRAIN_SUMMARY).exists():
-        return "finished"
-    if (out_dir / CHECKPOINT).exists():
-        return "resumable"
-    if out_dir.exists() and any(out_dir.iterdir()):
-        return "started"
-    return "empty"
-
-
 # ---------------------------------------------------------------------------------------------- training
 
 
@@ -226,54 +116,8 @@ def train(
     return _Trainer(cfg, opened.out, opened.checkpoint).run(stop_after_updates, on_update)
 
 
-@dataclass
-class OpenedRun:
-    """A run that has work left: where it lives and the checkpoint to resume from (None: fresh start)."""
-
-    out: Path
-    checkpoint: dict[str, Any] | None
-
-
-def open_run(cfg: TrainConfig, out_dir: str | os.PathLike[str], *, restart_on_change: bool = False) -> TrainResult | OpenedRun:
-    """The checks ``train`` makes before training: an ``already_finished`` result, or the run to train.
-
-    Raises ``RunMismatchError`` / ``CheckpointError`` (nothing written) as ``train`` does.
-    """
-    cfg.validate()
-    out = Path(out_dir)
-    if restart_on_change:
-        try:
-            return open_run(cfg, out)
-        except RunMismatchError as exc:
-            print(f"{out}: settings changed ({exc.differences}); --restart-on-change: starting afresh", file=sys.stderr)
-            for name in (TRAIN_SUMMARY, MODEL, CHECKPOINT, TRAIN_METRICS, TRAIN_EPISODES, RUN_INFO):
-                (out / name).unlink(missing_ok=True)
-    state = run_status(out)
-
-    # A finished run: check it is this run, then leave every file as it is.
-    if state == "finished":
-        summary = _read_json(out / TRAIN_SUMMARY)
-        if (out / RUN_INFO).exists():
-            _check_same_run(cfg, _read_json(out / RUN_INFO).get("config", {}), str(out / RUN_INFO))
-        if summary.get("global_step") == cfg.planned_steps:
-            return TrainResult(
-                "already_finished", out, summary["global_step"], summary.get("updates", cfg.num_updates),
-                float(summary.get("eprewmean") if summary.get("eprewmean") is not None else float("nan")),
-                int(summary.get("episodes", 0)), 0.0, 0.0,
-            )
-        raise RunMismatchError(f"{out / TRAIN_SUMMARY}: run finished at {summary.get('global_step')} steps, not {cfg.planned_steps}")
-
-    checkpoint: dict[str, Any] | None = None
-    if state == "resumable":
-        if (out / RUN_INFO).exists():
-            _check_same_run(cfg, _read_json(out / RUN_INFO).get("config", {}), str(out / RUN_INFO))
-        checkpoint = load_checkpoint(out / CHECKPOINT)  # CheckpointError names the file; nothing written yet
-        _check_same_run(cfg, checkpoint["config"], str(out / CHECKPOINT))
-    return OpenedRun(out, checkpoint)
-
-
 class _Trainer:
-    def __init__(self, cfg: TrainConfig, out: Path, checkpoint: dict[str, Any] | None):
+    def __init__(self, cfg: TrainConfig, out: Path, checkpoint: Checkpoint | None):
         self.cfg = cfg
         self.out = out
         self.ppo = cfg.ppo
@@ -339,51 +183,51 @@ class _Trainer:
         return {**self._host_rng, "torch": self.shuffle_gen.get_state()}
 
     # -- checkpoint --------------------------------------------------------------------------------
-    def _restore(self, ck: dict[str, Any]) -> None:
+    def _restore(self, ck: Checkpoint) -> None:
         path = self.out / CHECKPOINT
-        if ck["arch"] != self.cfg.arch or int(ck["num_actions"]) != self.game.num_actions:
-            raise CheckpointError(f"{path}: checkpoint is for {ck['arch']} with {ck['num_actions']} actions")
+        if ck.arch != self.cfg.arch or int(ck.num_actions) != self.game.num_actions:
+            raise CheckpointError(f"{path}: checkpoint is for {ck.arch} with {ck.num_actions} actions")
         try:
-            self.model.load_state_dict(ck["model"])
-            if ck.get("optimizer") is None:
+            self.model.load_state_dict(ck.model)
+            if ck.optimizer is None:
                 raise CheckpointError(f"{path}: checkpoint has no optimizer state, cannot resume")
-            self.optimizer.load_state_dict(ck["optimizer"])
+            self.optimizer.load_state_dict(ck.optimizer)
         except (RuntimeError, ValueError, KeyError) as exc:
             if isinstance(exc, CheckpointError):
                 raise
             raise CheckpointError(f"{path}: state does not fit this model/optimizer ({str(exc).splitlines()[0]})") from None
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.update = int(ck["update"])
-        self.global_step = int(ck["global_step"])
-        stats = ck.get("stats", {})
+        self.update = int(ck.update)
+        self.global_step = int(ck.global_step)
+        stats = ck.stats if ck.stats is not None else {}
         self.episodes = int(stats.get("episodes", 0))
         self.recent_returns.extend(float(x) for x in stats.get("recent_returns", []))
         self.recent_lengths.extend(float(x) for x in stats.get("recent_lengths", []))
-        if "rng" in ck:
-            set_rng_state(ck["rng"])
+        if ck.rng is not None:
+            set_rng_state(ck.rng)
         self.resumed_from = self.update
 
-    def _payload(self, *, with_optimizer: bool) -> dict[str, Any]:
+    def _payload(self, *, with_optimizer: bool) -> Checkpoint:
         state = {k: v.detach().to("cpu").contiguous() for k, v in self.model.state_dict().items()}
-        return {
-            "arch": self.cfg.arch,
-            "game": self.game.name,
-            "num_actions": self.game.num_actions,
-            "model": state,
-            "optimizer": self.optimizer.state_dict() if with_optimizer else None,
-            "update": self.update,
-            "global_step": self.global_step,
-            "num_updates": self.cfg.num_updates,
-            "learning_rate": self._lr(self.update + 1),
-            "config": self.cfg.to_dict(),
-            "rng": self._rng_state(),
-            "stats": {
+        return Checkpoint(
+            arch=self.cfg.arch,
+            game=self.game.name,
+            num_actions=self.game.num_actions,
+            model=state,
+            optimizer=self.optimizer.state_dict() if with_optimizer else None,
+            update=self.update,
+            global_step=self.global_step,
+            num_updates=self.cfg.num_updates,
+            learning_rate=self._lr(self.update + 1),
+            config=self.cfg.to_dict(),
+            rng=self._rng_state(),
+            stats={
                 "episodes": self.episodes,
                 "recent_returns": list(self.recent_returns),
                 "recent_lengths": list(self.recent_lengths),
             },
-        }
+        )
 
     def _lr(self, update: int) -> float:
         """Baselines: lr * (1 - (update - 1) / nupdates) for update = 1..nupdates (never exactly 0)."""
@@ -404,8 +248,8 @@ class _Trainer:
         )
         # Rows past the checkpoint were produced by the interrupted session: drop them (they will be redone).
         u, gs = self.update, self.global_step
-        _truncate_csv(self.out / TRAIN_METRICS, METRIC_COLUMNS, lambda r: int(r["update"]) <= u)
-        _truncate_csv(self.out / TRAIN_EPISODES, EPISODE_COLUMNS, lambda r: int(r["global_step"]) <= gs)
+        truncate_csv(self.out / TRAIN_METRICS, METRIC_COLUMNS, lambda r: int(r["update"]) <= u)
+        truncate_csv(self.out / TRAIN_EPISODES, EPISODE_COLUMNS, lambda r: int(r["global_step"]) <= gs)
         for stale in (MODEL,):
             if (self.out / stale).exists() and self.update < self.cfg.num_updates:
                 (self.out / stale).unlink()
@@ -429,8 +273,8 @@ class _Trainer:
         # policy-loss mask of ppo_update is all True.
         valid_buf = torch.ones((T, n), dtype=torch.bool, device=dev)
 
-        metrics = _CsvAppender(self.out / TRAIN_METRICS, METRIC_COLUMNS)
-        episodes_csv = _CsvAppender(self.out / TRAIN_EPISODES, EPISODE_COLUMNS)
+        metrics = CsvAppender(self.out / TRAIN_METRICS, METRIC_COLUMNS)
+        episodes_csv = CsvAppender(self.out / TRAIN_EPISODES, EPISODE_COLUMNS)
         live = TrainingLog.replaying(self.out, self.out / TRAIN_METRICS, tensorboard=cfg.tensorboard)  # dvclive mirror
         bar = tqdm(total=cfg.planned_steps, initial=self.global_step, unit="step", disable=not cfg.progress,
                    desc=f"train {cfg.arch} {self.game.name} s{cfg.seed}", dynamic_ncols=True)
@@ -565,116 +409,3 @@ class _Trainer:
         return ppo_update(self.model, self.optimizer, self.ppo, obs, actions, logp, adv, returns, values, valid,
                           channels_last=self.channels_last, pool=self.pool, shards=self.shards,
                           generator=self.shuffle_gen, autocast=self.autocast)
-
-
-def autocast_for(precision: str, device: torch.device) -> Callable[[], Any]:
-    """A context factory: bf16 autocast of the network's forward for ``precision == "bf16"``, else a no-op.
-
-    Losses, the optimizer and the stored rollout stay fp32 (outputs are cast back).
-    """
-    if precision == "fp32":
-        return contextlib.nullcontext
-    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-def sample_actions(dist: Categorical, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``dist.sample()`` drawing from ``generator`` (None: the global one; then it is ``dist.sample()`` exactly)."""
-    return torch.multinomial(dist.probs, 1, True, generator=generator).squeeze(1)
-
-
-def ppo_update(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    ppo: PPOConfig,
-    obs: torch.Tensor,
-    actions: torch.Tensor,
-    logp: torch.Tensor,
-    adv: torch.Tensor,
-    returns: torch.Tensor,
-    values: torch.Tensor,
-    valid: torch.Tensor,
-    *,
-    channels_last: bool = False,
-    pool: ThreadPoolExecutor | None = None,
-    shards: int = 1,
-    generator: torch.Generator | None = None,
-    autocast: Callable[[], Any] | None = None,
-) -> dict[str, float]:
-    """One PPO update on a rollout ((T, N, ...) tensors): ``update_epochs`` shuffled passes of minibatches.
-
-    With ``shards > 1`` each minibatch is cut into that many contiguous pieces whose gradients are
-    computed in parallel by ``pool`` (one torch thread each) and summed in a fixed order. The loss is
-    the same minibatch mean (advantages are normalised over the whole minibatch first; each shard's
-    mean terms are weighted by its share of the samples), so only float rounding differs from
-    ``shards=1``. On a small CPU this beats torch's intra-op threading, whose per-op barriers stall
-    whenever another process holds a core.
-
-    ``generator`` (a CPU generator; None: the global one) draws the minibatch shuffles.
-
-    Returns the minibatch-mean losses (Baselines logs the same means) and the explained variance.
-    """
-    b_obs = obs.reshape((-1, *obs.shape[2:]))
-    b_act, b_logp, b_adv = actions.reshape(-1), logp.reshape(-1), adv.reshape(-1)
-    b_ret, b_val, b_valid = returns.reshape(-1), values.reshape(-1), valid.reshape(-1)
-    batch, mb = ppo.batch_size, ppo.minibatch_size
-    params = [p for p in model.parameters() if p.requires_grad]
-    shards = max(1, min(shards, mb))
-    if shards > 1 and pool is None:
-        raise ValueError("ppo_update: shards > 1 needs a thread pool")
-    totals = torch.zeros(len(_STAT_KEYS), dtype=torch.float64)
-    count = 0
-    for _epoch in range(ppo.update_epochs):
-        perm = torch.randperm(batch, generator=generator).to(b_obs.device)  # CPU generator: same shuffles on any device
-        for start in range(0, batch, mb):
-            idx = perm[start:start + mb]
-            m_valid = b_valid[idx]
-            m_adv = b_adv[idx]
-            if ppo.norm_adv:
-                sel = m_adv[m_valid] if not bool(m_valid.all()) else m_adv
-                if sel.numel() > 0:
-                    m_adv = (m_adv - sel.mean()) / (sel.std(unbiased=False) + ADV_EPS)
-            n_valid = int(m_valid.sum())
-            pieces = [idx_part for idx_part in torch.tensor_split(torch.arange(mb, device=idx.device), shards)]
-            jobs = []
-            for part in pieces:
-                args = (model, params, ppo, b_obs[idx[part]], b_act[idx[part]], b_logp[idx[part]], m_adv[part],
-                        b_val[idx[part]], b_ret[idx[part]], m_valid[part], n_valid, mb, channels_last,
-                        autocast or contextlib.nullcontext)
-                jobs.append(pool.submit(_shard_grads, *args) if shards > 1 else args)
-            results = [j.result() if shards > 1 else _shard_grads(*j) for j in jobs]
-            optimizer.zero_grad(set_to_none=True)
-            for p_i, p in enumerate(params):
-                g = results[0][0][p_i]
-                for r in results[1:]:
-                    g = g + r[0][p_i]
-                p.grad = g
-            torch.nn.utils.clip_grad_norm_(params, ppo.max_grad_norm)
-            optimizer.step()
-            totals += sum(r[1] for r in results)
-            count += 1
-    row = {f"losses/{k}": float(v) / count for k, v in zip(_STAT_KEYS, totals)}
-    row["losses/explained_variance"] = explained_variance(b_val, b_ret)
-    return row
-
-
-_STAT_KEYS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
-
-
-def _shard_grads(model, params, ppo: PPOConfig, obs, act, old_logp, adv, old_v, ret, valid, n_valid: int, n_all: int,
-                 channels_last: bool, autocast: Callable[[], Any] = contextlib.nullcontext
-                 ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-    """Gradients of this shard's share of the minibatch loss, and its share of the logged statistics."""
-    with autocast():
-        out = model(obs.contiguous(memory_format=torch.channels_last) if channels_last else obs)
-    logits, value = out.logits.float(), out.value.float()
-    dist = Categorical(logits=logits, validate_args=False)
-    res = ppo_losses(dist.log_prob(act), old_logp, adv, value, old_v, ret, dist.entropy(), ppo.clip_coef,
-                     ppo.vf_coef, ppo.ent_coef, norm_adv=False, clip_vloss=ppo.clip_vloss, mask=valid)
-    w_valid = int(valid.sum()) / n_valid if n_valid else 0.0
-    w_all = obs.shape[0] / n_all
-    loss = w_valid * (res.policy_loss - ppo.ent_coef * res.entropy) + w_all * ppo.vf_coef * res.value_loss
-    grads = torch.autograd.grad(loss, params, allow_unused=True)
-    grads = tuple(torch.zeros_like(p) if g is None else g for p, g in zip(params, grads))
-    stats = torch.tensor([w_valid * res.policy_loss.item(), w_all * res.value_loss.item(), w_valid * res.entropy.item(),
-                          w_valid * res.approx_kl.item(), w_valid * res.clipfrac.item()], dtype=torch.float64)
-    return grads, stats

@@ -163,7 +163,8 @@ def pick_inputs(n_fixations: np.ndarray, count: int) -> list[int]:
 def saliency_for(run_dir: Path, trial_inputs: np.ndarray, ks: Sequence[int], batch: int = 64) -> tuple[np.ndarray, str]:
     """(len(ks), 210, 160) saliency of a trained model on inputs ``ks`` of a trial, divided by the model's
     maximum 84x84 map over every input of the trial (the authors' scale), and the model's arch id."""
-    model, meta = load_policy(run_dir, device="cpu")
+    policy = load_policy(run_dir, device="cpu")
+    model = policy.model
     top = 0.0
     chosen: dict[int, torch.Tensor] = {}
     want = {int(k) for k in ks}
@@ -176,7 +177,7 @@ def saliency_for(run_dir: Path, trial_inputs: np.ndarray, ks: Sequence[int], bat
                     chosen[b0 + i] = m84[i]
     stack = torch.stack([chosen[int(k)] for k in ks]) / (top if not np.isclose(top, 0.0) else 1.0)
     out = F.interpolate(stack[:, None], size=FRAME_SHAPE, mode="bilinear", align_corners=False)[:, 0]
-    return out.numpy().astype(np.float64), str(meta["arch"])
+    return out.numpy().astype(np.float64), str(policy.arch)
 
 
 def authors_overlay(rgb: np.ndarray, saliency: np.ndarray, fixation_map: np.ndarray | None) -> np.ndarray:

@@ -32,9 +32,9 @@ def pick_steps(n_recorded: int, count: int) -> list[int]:
 
 def rollout_frames(run_dir: Path, game: str, *, steps: int, seed: int) -> tuple[list[np.ndarray], str]:
     """Composed video frames (each (370, 160, 3) RGB) of the model in ``run_dir`` playing ``game``, and its arch."""
-    model, meta = load_policy(run_dir, device="cpu")
-    roll = perception_rollout(model, game, seed=seed, max_steps=steps, max_episode_steps=ROLLOUT_MAX_STEPS, device="cpu")
-    return roll.frames, str(meta["arch"])
+    policy = load_policy(run_dir, device="cpu")
+    roll = perception_rollout(policy.model, game, seed=seed, max_steps=steps, max_episode_steps=ROLLOUT_MAX_STEPS, device="cpu")
+    return roll.frames, str(policy.arch)
 
 
 def plot_perception(rows: dict[str, list[np.ndarray]], steps: dict[str, list[int]], path: Path, title: str) -> Path:

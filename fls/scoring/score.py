@@ -29,8 +29,8 @@ from fls.atari_head import head_game, paper_game
 from fls.atari_head.dataset import load_index, load_trial
 from fls.atari_head.sample import SUBJECT as SYNTHETIC_SUBJECT
 from fls.atomic import atomic_path, atomic_write_json
-from fls.checkpoint import load_policy_source
-from fls.config import ConfigError, resolved
+from fls.checkpoint import PolicySource, load_policy_source
+from fls.config import resolved
 from fls.device import resolve_device
 from fls.frames import FRAME_SHAPE
 from fls.games import get_game
@@ -38,6 +38,7 @@ from fls.models.saliency import render_84, render_frame
 from fls.runinfo import write_run_info
 from fls.scoring.posthoc import gradient_saliency, perturbation_saliency, posthoc_frame_maps, to_frame
 from fls.scoring.reference_maps import reference_map
+from fls.scoring.summary import SCHEMA_VERSION, MetricStats, ScoredModel, ScoreSummary
 from fls.settings import check_fields, setting
 from fls.stage_files import RUN_INFO, SCORE_METRICS, SCORE_PER_INPUT, SCORE_PER_TRIAL, SCORE_SUMMARY
 
@@ -51,7 +52,6 @@ METHOD_FIELDS: dict[str, tuple[str, ...]] = {
     "center_bias": ("center_sigma",),
     "perturbation": ("perturb_sigma", "perturb_stride", "perturb_blur"),
 }
-SCHEMA_VERSION = 2
 
 
 class ScoringError(ValueError):
@@ -324,31 +324,26 @@ def load_scored_model(
     init_seed: int | None,
     game: str | None,
     device: torch.device,
-) -> tuple[torch.nn.Module | None, dict[str, Any], str]:
-    """(model or None, provenance, game) for the method; the game defaults to the trained run's."""
+) -> tuple[PolicySource | None, ScoredModel, str]:
+    """(the policy or None, its record for summary.json, game) for the method; the game defaults to the run's."""
     given = [n for n, v in (("--run", run), ("--checkpoint", checkpoint), ("--arch", arch)) if v is not None]
     if cfg.method not in MODEL_METHODS:
         if given:
             raise ScoringError(f"method '{cfg.method}' is model-free: drop {', '.join(given)}")
         if game is None:
             raise ScoringError(f"method '{cfg.method}' needs --game")
-        return None, {"arch": None, "checkpoint": None}, get_game(game).name
+        return None, ScoredModel(arch=None), get_game(game).name
     num_actions = get_game(game).num_actions if (arch is not None and game is not None) else None
-    model, meta = load_policy_source(
+    policy = load_policy_source(
         run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed, num_actions=num_actions, device=device
     )
-    trained_game = meta.get("game")
+    trained_game = policy.game
     if trained_game is not None and game is not None and get_game(game).name != get_game(trained_game).name:
         raise ScoringError(f"the model was trained on {trained_game}, not {get_game(game).name}: score it on its own game")
     name = get_game(game if game is not None else trained_game).name
-    train_cfg = meta.get("config") or {}
-    info = {
-        "arch": meta["arch"],
-        "checkpoint": meta.get("checkpoint"),
-        "trained_game": trained_game,
-        "train_seed": train_cfg.get("seed") if isinstance(train_cfg, dict) else None,
-    }
-    return model, info, name
+    info = ScoredModel(arch=policy.arch, weights=policy.weights, trained_game=trained_game,
+                       train_seed=policy.config.get("seed"))
+    return policy, info, name
 
 
 def score_to_dir(
@@ -362,7 +357,7 @@ def score_to_dir(
     arch: str | None = None,
     init_seed: int | None = None,
     alignment: str = "aligned",
-) -> dict[str, Any]:
+) -> ScoreSummary:
     """The ``fls score`` stage: OUT/per_input.parquet, per_trial.json, summary.json, run_info.json.
 
     ``alignment`` picks which gaze of the preprocessed trials is the ground truth (``atari_head.alignment``).
@@ -370,9 +365,10 @@ def score_to_dir(
     t0 = time.perf_counter()
     out = Path(out)
     dev = resolve_device(cfg.device)
-    model, model_info, game_name = load_scored_model(
+    policy, model_info, game_name = load_scored_model(
         cfg, run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed, game=game, device=dev
     )
+    model = policy.model if policy is not None else None
     rows = select_trials(atari_head, game_name, cfg.max_trials)
     trials = (load_trial(p, alignment) for p in rows["path"])
     df = score_model(model, trials, cfg, device=dev, n_trials=len(rows))
@@ -382,33 +378,32 @@ def score_to_dir(
     with atomic_path(out / SCORE_PER_INPUT) as tmp:
         df.to_parquet(tmp, index=False)
     atomic_write_json(out / SCORE_PER_TRIAL, {"schema_version": SCHEMA_VERSION, "trials": per_trial_summary(df)})
-    summary = {
-        "schema_version": SCHEMA_VERSION,
-        "game": game_name,
-        "method": cfg.method,
-        "arch": model_info["arch"],
-        "model": model_info,
-        "atari_head": str(atari_head),
-        "release": ",".join(sorted(set(rows["release"].astype(str)))),
-        "alignment": alignment,
-        "protocol": cfg.protocol,
-        "synthetic_gaze": synthetic,
-        "n_trials": int(df["trial_id"].nunique()),
-        "n_inputs": int(len(df)),
-        "n_inputs_with_fixations": int((df["n_fixations"] > 0).sum()),
-        "metrics": metric_summary(df),
-        "config": resolved(cfg),
-        "device": str(dev),
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
-    atomic_write_json(out / SCORE_SUMMARY, summary)
+    summary = ScoreSummary(
+        game=game_name,
+        method=cfg.method,
+        model=model_info,
+        atari_head=str(atari_head),
+        release=",".join(sorted(set(rows["release"].astype(str)))),
+        alignment=alignment,
+        protocol=cfg.protocol,
+        synthetic_gaze=synthetic,
+        n_trials=int(df["trial_id"].nunique()),
+        n_inputs=int(len(df)),
+        n_inputs_with_fixations=int((df["n_fixations"] > 0).sum()),
+        metrics={m: MetricStats(**v) for m, v in metric_summary(df).items()},
+        config=resolved(cfg),
+        device=str(dev),
+        seconds=round(time.perf_counter() - t0, 3),
+    )
+    body = summary.to_json()
+    atomic_write_json(out / SCORE_SUMMARY, body)
     # The dvc.yaml `metrics:` file: results only (counts and per-metric statistics), nothing of the config.
-    atomic_write_json(out / SCORE_METRICS, {**{k: summary[k] for k in RESULT_COUNTS}, **summary["metrics"]})
+    atomic_write_json(out / SCORE_METRICS, {**{k: body[k] for k in RESULT_COUNTS}, **body["metrics"]})
     write_run_info(
         out / RUN_INFO,
         resolved(cfg),
         stage="score",
-        extra={"game": game_name, "model": model_info, "alignment": alignment},
+        extra={"game": game_name, "model": model_info.to_json(), "alignment": alignment},
     )
     return summary
 
