@@ -73,7 +73,7 @@ def test_dvc_yaml_train_and_evaluate_cells_batch_into_multi_run_commands(templat
     assert out[2].members == tuple(evals)
     assert out[2].command == (
         "fls evaluate --params params.yaml --runs runs/nature_cnn/Breakout/1,runs/nature_cnn/Breakout/9,"
-        "runs/nature_cnn/Breakout/17,runs/sparse_fls/Breakout/1 --out-root evals --game Breakout --quiet"
+        "runs/nature_cnn/Breakout/17,runs/sparse_fls/Breakout/1 --out-root evals --game Breakout --no-progress"
     )
     # the size cap splits a batch; stage groups not asked for stay single
     capped = form_groups(trains, ("train",), max_size=2)
@@ -274,7 +274,7 @@ stages:
       seed: ${seeds}
     cmd: >-
       ./fls evaluate --params params.yaml --run runs/${item.arch}/${item.game}/${item.seed} --game ${item.game}
-      --out evals/${item.game}/${item.arch}/${item.seed} --quiet
+      --out evals/${item.game}/${item.arch}/${item.seed} --no-progress
     deps:
       - runs/${item.arch}/${item.game}/${item.seed}/model.json
     outs:
