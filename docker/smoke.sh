@@ -218,7 +218,7 @@ timed "run: dvc/git present" in_container_with sh -c 'dvc --version && git --ver
 timed "run: fls train (tiny)" in_container train --arch nature_cnn --game Breakout --out run \
     --total-steps 256 --num-envs 2 --num-steps 32 --seed 0 --no-progress
 timed "run: fls evaluate (tiny)" in_container evaluate --run run --out eval \
-    --episodes 2 --num-envs 2 --max-episode-steps 500 --seed 1000 --quiet
+    --episodes 2 --num-envs 2 --max-episode-steps 500 --seed 1000 --no-progress
 # A two-stage DVC pipeline in a fresh git repo on the mount: git, DVC and `fls` together as a foreign uid.
 timed "run: dvc repro (mini)" in_container_with sh -ec '
     mkdir -p dvcmini && cd dvcmini

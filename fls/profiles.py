@@ -67,7 +67,7 @@ SECTIONS: tuple[Section, ...] = (
             optional=("arch", "game", "seed", "tensorboard", "precision", "channels_last")),
     # video_max_steps/frame_every are read only by --video/--frames, which no stage passes
     Section("evaluate", "fls.evaluation.evaluate:EvalConfig",
-            optional=("episodic_life", "device", "video_max_steps", "frame_every", "env_groups")),
+            optional=("episodic_life", "device", "video_max_steps", "frame_every", "env_groups", "env_workers")),
     Section("score", "fls.scoring.score:ScoreConfig", optional=("method",)),  # method: each stage's --method
     Section("report", "fls.report.build:ReportConfig", optional=("panel_seed", "atari_head_raw")),
 )

@@ -45,6 +45,7 @@ def main(
     frame_every: ConfigFlag = None,
     video_max_steps: ConfigFlag = None,
     env_groups: ConfigFlag = None,
+    env_workers: ConfigFlag = None,
     params: ParamsFile = None,
     device: ConfigFlag = None,
     arch: Arch = None,

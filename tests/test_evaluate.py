@@ -211,6 +211,19 @@ def test_real_env_uses_the_game_cap_and_reports_it():
     assert other.summary.max_episode_steps == 100  # no entry for the variant: the general cap
 
 
+def test_breakout_infinite_worker_processes_give_the_same_games():
+    """evaluate.env_workers moves BreakoutInfinite's emulators into worker processes; the games do not change."""
+    base = dict(episodes=4, num_envs=4, seed=1000, max_episode_steps=40, device="cpu", env_groups=2)
+    here = evaluate(fresh_model(), "BreakoutInfinite", EvalConfig(**base), progress=False)
+    cfg = EvalConfig(**base, env_workers=3)
+    assert cfg.workers_per_group == 1  # 3 workers over 2 groups: one each
+    apart = evaluate(fresh_model(), "BreakoutInfinite", cfg, progress=False)
+    assert apart.episodes == here.episodes and apart.summary == here.summary
+    assert EvalConfig(**base, env_workers=4).workers_per_group == 2
+    with pytest.raises(EvaluationError, match="env_workers' must be >= 0"):
+        EvalConfig(env_workers=-1).validate()
+
+
 def test_breakout_infinite_runs_with_a_breakout_model():
     cfg = EvalConfig(episodes=2, num_envs=2, seed=1000, max_episode_steps=50, device="cpu")
     result = evaluate(fresh_model(), "BreakoutInfinite", cfg, progress=False)

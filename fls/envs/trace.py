@@ -24,25 +24,29 @@ from fls.atomic import atomic_path
 from fls.envs.types import DEFAULT_MAX_EPISODE_STEPS, EnvConfigError
 from fls.envs.vector import make_eval_env
 from fls.frames import OBS_SHAPE
+from fls.settings import check_fields, setting
 
 TRACE_FIELDS = ("obs", "actions", "reward", "done", "game_over", "lives")
 
 
 @dataclass(frozen=True)
 class TraceConfig:
+    """What ``fls env trace`` plays: game, length and action seed (required), and the env's settings."""
+
     game: str
     steps: int
     actions_seed: int
-    seed: int = 0  # env seed (ALE's and the no-op draw's)
-    noop_max: int = 30
-    episodic_life: bool = True
-    max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS
+    seed: int = setting(0, ge=0, help="Env seed (ALE's and the no-op draw's).")
+    noop_max: int = setting(30, ge=0, help="Raw no-op frames at game start: 1..K (0: none).")
+    episodic_life: bool = setting(True, help="A lost life ends the learning episode (Baselines' default).")
+    max_episode_steps: int = setting(DEFAULT_MAX_EPISODE_STEPS, ge=1, help="Whole-game cap in agent steps.")
 
     def validate(self) -> None:
         if not isinstance(self.steps, int) or self.steps < 1:
             raise EnvConfigError(f"steps: expected a positive integer, got {self.steps!r}")
         if not isinstance(self.actions_seed, int) or self.actions_seed < 0:
             raise EnvConfigError(f"actions_seed: expected an integer >= 0, got {self.actions_seed!r}")
+        check_fields(self, "env trace", EnvConfigError)
 
 
 def trace_env(cfg: TraceConfig, progress: bool = False) -> dict[str, np.ndarray]:

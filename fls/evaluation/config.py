@@ -45,6 +45,11 @@ class EvalConfig:
     env_groups: int = setting(
         2, ge=1, help="Env groups: one steps while the net acts for another (1 = no pipelining).",
     )
+    env_workers: int = setting(
+        0, ge=0,
+        help="Worker processes stepping the Python-backend envs (BreakoutInfinite), split over the env groups; "
+             "0 = in this process. The six games' C++ envs ignore it; scores are the same for any value.",
+    )
 
     def validate(self) -> None:
         """Field bounds from the declarations, then the checks across fields (one line naming them)."""
@@ -69,6 +74,11 @@ class EvalConfig:
     def groups(self) -> int:
         """Env groups actually used (never more than there are envs)."""
         return min(self.env_groups, self.num_envs)
+
+    @property
+    def workers_per_group(self) -> int:
+        """Worker processes of each env group's Python backend (at least one each when any are asked for)."""
+        return max(1, self.env_workers // self.groups) if self.env_workers else 0
 
     @property
     def per_env(self) -> int:

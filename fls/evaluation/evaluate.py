@@ -219,14 +219,16 @@ def open_eval_envs(game: str, cfg: EvalConfig) -> list[VecEnvAdapter]:
     """Whole-game envs for ``game`` (BreakoutInfinite included), env i seeded ``cfg.seed + i``.
 
     No-op reset (1..30) and FIRE after reset and after each lost life, as in training; unclipped scores.
-    With ``env_groups`` > 1 the envs are split into that many vector envs of consecutive seeds.
+    With ``env_groups`` > 1 the envs are split into that many vector envs of consecutive seeds; BreakoutInfinite's
+    Python envs are stepped by ``cfg.workers_per_group`` worker processes per group (0: in this process).
     """
     size = cfg.num_envs // cfg.groups
     envs: list[VecEnvAdapter] = []
     try:
         for g in range(cfg.groups):
             envs.append(VecEnvAdapter(make_eval_env(game, size, cfg.seed + g * size, cfg.max_episode_steps_for(game),
-                                                    episodic_life=cfg.episodic_life)))
+                                                    episodic_life=cfg.episodic_life,
+                                                    num_workers=cfg.workers_per_group)))
     except BaseException:
         for e in envs:
             e.close()

@@ -268,6 +268,12 @@ class _Trainer:
         logp_buf = torch.zeros((T, n), device=dev)
         rew_buf = torch.zeros((T, n), device=dev)
         done_buf = torch.zeros((T, n), device=dev)
+        # What the envs return lands in host tensors: rewards and dones (read only by the GAE after the
+        # rollout) go to the device once per rollout, observations through two pinned staging buffers
+        # (asynchronous copies). On the CPU the host tensors are the rollout buffers themselves.
+        staged = _HostStaging(dev, n)
+        rew_host = staged.like(rew_buf)
+        done_host = staged.like(done_buf)
         val_buf = torch.zeros((T, n), device=dev)
         # Every agent step executes the agent's action (the env's restarts are hidden skips), so the
         # policy-loss mask of ppo_update is all True.
@@ -283,8 +289,8 @@ class _Trainer:
         done_this_session = 0
         status = "finished"
         try:
-            next_obs = torch.from_numpy(env.reset()).to(dev)
-            next_done = torch.zeros(n, device=dev)
+            next_obs = staged.obs(env.reset())
+            next_done = torch.zeros(n)  # host: done flags are only read by the GAE
             while self.update < cfg.num_updates:
                 if stop_after is not None and done_this_session >= stop_after:
                     status = "stopped"
@@ -300,7 +306,7 @@ class _Trainer:
                 with torch.inference_mode():
                     for t in range(T):
                         obs_buf[t] = next_obs
-                        done_buf[t] = next_done
+                        done_host[t] = next_done
                         logits, value = self._policy(next_obs)
                         dist = Categorical(logits=logits, validate_args=False)
                         action = sample_actions(dist, self.sample_gen)
@@ -308,9 +314,9 @@ class _Trainer:
                         logp_buf[t] = dist.log_prob(action)
                         val_buf[t] = value
                         step = env.step(action.cpu().numpy())
-                        rew_buf[t] = torch.from_numpy(np.sign(step.reward)).to(dev)
-                        next_obs = torch.from_numpy(step.obs).to(dev)
-                        next_done = torch.from_numpy(step.done.astype(np.float32)).to(dev)
+                        rew_host[t] = torch.from_numpy(np.sign(step.reward))
+                        next_obs = staged.obs(step.obs)
+                        next_done = torch.from_numpy(step.done.astype(np.float32))
                         self.global_step += n
                         for ep in env.pop_episodes():
                             self.episodes += 1
@@ -321,7 +327,10 @@ class _Trainer:
                                 "length": ep.length, "frames": ep.frames, "truncated": int(ep.truncated),
                             })
                     last_value = self._policy(next_obs)[1]
-                    adv, returns = compute_gae(rew_buf, val_buf, done_buf, last_value, next_done, ppo.gamma, ppo.gae_lambda)
+                    staged.upload(rew_host, rew_buf)
+                    staged.upload(done_host, done_buf)
+                    adv, returns = compute_gae(rew_buf, val_buf, done_buf, last_value, next_done.to(dev), ppo.gamma,
+                                               ppo.gae_lambda)
 
                 # ---- update
                 t_update = time.perf_counter()
@@ -409,3 +418,39 @@ class _Trainer:
         return ppo_update(self.model, self.optimizer, self.ppo, obs, actions, logp, adv, returns, values, valid,
                           channels_last=self.channels_last, pool=self.pool, shards=self.shards,
                           generator=self.shuffle_gen, autocast=self.autocast)
+
+
+class _HostStaging:
+    """Host side of the rollout's host-to-device traffic; on the CPU every method is the plain operation.
+
+    On CUDA: observations are copied into one of two pinned buffers (alternating, so a copy still in
+    flight is never overwritten: the next step's ``action.cpu()`` waits for it anyway) and sent with
+    ``non_blocking=True``; per-step rewards and dones are collected in pinned host tensors and sent once
+    per rollout, blocking (two small copies per rollout; the next rollout then overwrites them safely).
+    """
+
+    def __init__(self, device: torch.device, num_envs: int) -> None:
+        self.device = device
+        self.pinned = device.type == "cuda"
+        self._obs = [torch.empty((num_envs, *OBS_SHAPE), dtype=torch.uint8, pin_memory=True) for _ in range(2)] if self.pinned else []
+        self._turn = 0
+
+    def like(self, device_buf: torch.Tensor) -> torch.Tensor:
+        """The host tensor that collects ``device_buf``'s rows (the buffer itself on the CPU)."""
+        if self.device.type == "cpu":
+            return device_buf
+        return torch.zeros(device_buf.shape, dtype=device_buf.dtype, pin_memory=self.pinned)
+
+    def obs(self, frames: np.ndarray) -> torch.Tensor:
+        host = torch.from_numpy(frames)
+        if not self.pinned:
+            return host.to(self.device)
+        buf = self._obs[self._turn]
+        self._turn ^= 1
+        buf.copy_(host)
+        return buf.to(self.device, non_blocking=True)
+
+    def upload(self, host: torch.Tensor, device_buf: torch.Tensor) -> None:
+        if host is not device_buf:
+            device_buf.copy_(host)
+

@@ -74,25 +74,34 @@ def ppo_update(
     shards = max(1, min(shards, mb))
     if shards > 1 and pool is None:
         raise ValueError("ppo_update: shards > 1 needs a thread pool")
-    totals = torch.zeros(len(_STAT_KEYS), dtype=torch.float64)
+    # Host syncs: the shuffles and the validity mask are read on the host (the mask once per update), and
+    # the logged statistics stay on the device until the update ends, so on a GPU nothing in the minibatch
+    # loop waits for the device. On the CPU these are the same values and the same float operations.
+    device = b_obs.device
+    b_valid_host = b_valid.cpu()
+    shard_rows = torch.tensor_split(torch.arange(mb), shards)
+    shard_rows_dev = [rows.to(device) for rows in shard_rows]
+    totals = torch.zeros(len(_STAT_KEYS), dtype=torch.float64, device=device)
     count = 0
     for _epoch in range(ppo.update_epochs):
-        perm = torch.randperm(batch, generator=generator).to(b_obs.device)  # CPU generator: same shuffles on any device
+        perm_host = torch.randperm(batch, generator=generator)  # CPU generator: same shuffles on any device
+        perm = perm_host.to(device)
         for start in range(0, batch, mb):
             idx = perm[start:start + mb]
+            m_valid_host = b_valid_host[perm_host[start:start + mb]]
+            all_valid = bool(m_valid_host.all())
             m_valid = b_valid[idx]
             m_adv = b_adv[idx]
             if ppo.norm_adv:
-                sel = m_adv[m_valid] if not bool(m_valid.all()) else m_adv
+                sel = m_adv if all_valid else m_adv[m_valid]
                 if sel.numel() > 0:
                     m_adv = (m_adv - sel.mean()) / (sel.std(unbiased=False) + ADV_EPS)
-            n_valid = int(m_valid.sum())
-            pieces = [idx_part for idx_part in torch.tensor_split(torch.arange(mb, device=idx.device), shards)]
+            n_valid = int(m_valid_host.sum())
             jobs = []
-            for part in pieces:
+            for rows, part in zip(shard_rows, shard_rows_dev):
                 args = (model, params, ppo, b_obs[idx[part]], b_act[idx[part]], b_logp[idx[part]], m_adv[part],
-                        b_val[idx[part]], b_ret[idx[part]], m_valid[part], n_valid, mb, channels_last,
-                        autocast or contextlib.nullcontext)
+                        b_val[idx[part]], b_ret[idx[part]], m_valid[part], int(m_valid_host[rows].sum()), n_valid, mb,
+                        channels_last, autocast or contextlib.nullcontext)
                 jobs.append(pool.submit(_shard_grads, *args) if shards > 1 else args)
             results = [j.result() if shards > 1 else _shard_grads(*j) for j in jobs]
             optimizer.zero_grad(set_to_none=True)
@@ -105,7 +114,7 @@ def ppo_update(
             optimizer.step()
             totals += sum(r[1] for r in results)
             count += 1
-    row = {f"losses/{k}": float(v) / count for k, v in zip(_STAT_KEYS, totals)}
+    row = {f"losses/{k}": v / count for k, v in zip(_STAT_KEYS, totals.tolist())}
     row["losses/explained_variance"] = explained_variance(b_val, b_ret)
     return row
 
@@ -113,21 +122,26 @@ def ppo_update(
 _STAT_KEYS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
 
 
-def _shard_grads(model, params, ppo: PPOConfig, obs, act, old_logp, adv, old_v, ret, valid, n_valid: int, n_all: int,
-                 channels_last: bool, autocast: Callable[[], Any] = contextlib.nullcontext
+def _shard_grads(model, params, ppo: PPOConfig, obs, act, old_logp, adv, old_v, ret, valid, shard_valid: int,
+                 n_valid: int, n_all: int, channels_last: bool, autocast: Callable[[], Any] = contextlib.nullcontext
                  ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-    """Gradients of this shard's share of the minibatch loss, and its share of the logged statistics."""
+    """Gradients of this shard's share of the minibatch loss, and its share of the logged statistics.
+
+    ``shard_valid`` / ``n_valid`` count the valid samples of the shard / minibatch (host integers, so that
+    the weights need no device sync); the statistics come back as a float64 tensor on the device.
+    """
     with autocast():
         out = model(obs.contiguous(memory_format=torch.channels_last) if channels_last else obs)
     logits, value = out.logits.float(), out.value.float()
     dist = Categorical(logits=logits, validate_args=False)
     res = ppo_losses(dist.log_prob(act), old_logp, adv, value, old_v, ret, dist.entropy(), ppo.clip_coef,
                      ppo.vf_coef, ppo.ent_coef, norm_adv=False, clip_vloss=ppo.clip_vloss, mask=valid)
-    w_valid = int(valid.sum()) / n_valid if n_valid else 0.0
+    w_valid = shard_valid / n_valid if n_valid else 0.0
     w_all = obs.shape[0] / n_all
     loss = w_valid * (res.policy_loss - ppo.ent_coef * res.entropy) + w_all * ppo.vf_coef * res.value_loss
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     grads = tuple(torch.zeros_like(p) if g is None else g for p, g in zip(params, grads))
-    stats = torch.tensor([w_valid * res.policy_loss.item(), w_all * res.value_loss.item(), w_valid * res.entropy.item(),
-                          w_valid * res.approx_kl.item(), w_valid * res.clipfrac.item()], dtype=torch.float64)
+    terms = ((w_valid, res.policy_loss), (w_all, res.value_loss), (w_valid, res.entropy), (w_valid, res.approx_kl),
+             (w_valid, res.clipfrac))
+    stats = torch.stack([v.detach().double() * w for w, v in terms])
     return grads, stats
