@@ -237,22 +237,22 @@ def load_policy_source(
     num_actions: int | None = None,
     device: str | torch.device = "cpu",
 ) -> PolicySource:
-    """The policy named by exactly one of ``--run``/``--checkpoint``/``--arch``, as evaluate and score take it.
+    """The policy named by exactly one of ``run``/``checkpoint``/``arch``, as evaluate and score take it.
 
-    ``--arch`` builds a freshly initialised model (seeded with ``init_seed``, default 0) for smoke tests and
+    ``arch`` builds a freshly initialised model (seeded with ``init_seed``, default 0) for smoke tests and
     needs ``num_actions``; its ``game`` is None and its ``weights`` record the seed instead of a file.
     """
-    given = [name for name, v in (("--run", run), ("--checkpoint", checkpoint), ("--arch", arch)) if v is not None]
+    given = [name for name, v in (("run", run), ("checkpoint", checkpoint), ("arch", arch)) if v is not None]
     if len(given) != 1:
         raise PolicySourceError(
-            "give exactly one of --run DIR, --checkpoint FILE or --arch ID (fresh model)"
+            "give exactly one of run (a run directory), checkpoint (a file) or arch (a fresh model)"
             + (f"; got {', '.join(given)}" if given else "")
         )
     if init_seed is not None and arch is None:
-        raise PolicySourceError("--init-seed only applies to a freshly initialised model (--arch)")
+        raise PolicySourceError("init_seed only applies to a freshly initialised model (arch)")
     if arch is not None:
         if num_actions is None:
-            raise PolicySourceError("--arch (fresh model) needs --game to know the action set")
+            raise PolicySourceError("arch (a fresh model) needs num_actions: give the game whose action set it plays")
         seed = 0 if init_seed is None else int(init_seed)
         torch.manual_seed(seed)
         model = build_model(arch, num_actions).to(device).eval()

@@ -10,6 +10,8 @@ import typer
 
 from fls.atari_head import AtariHeadConfig
 from fls.atari_head.acquire import DOWNLOAD_READS, PREPROCESS_READS, SAMPLE_READS, acquire, write_download, write_sample
+from fls.atari_head.preprocess import preprocess
+from fls.atari_head.zenodo_server import ZenodoServer
 from fls.config import load_config, resolved
 from fls.runinfo import write_run_info
 from fls.stage_files import RUN_INFO
@@ -100,8 +102,6 @@ def preprocess_cmd(
     overrides: dict,
 ) -> None:
     """Replay every trial through the agents' preprocessing; write per-trial NPZs (both gaze alignments) and index.csv."""
-    from fls.atari_head.preprocess import preprocess
-
     cfg = _config(params, overrides, PREPROCESS_READS)
     summary = preprocess(
         in_dir,
@@ -144,8 +144,6 @@ def serve_cmd(
     record_id: Annotated[str, typer.Option("--record-id", help="Record id to serve under (2603190 for a v2 folder).")] = "3451402",
 ) -> None:
     """Serve a folder on 127.0.0.1 as a Zenodo record (for `download --api-url`)."""
-    from fls.atari_head.zenodo_server import ZenodoServer
-
     server = ZenodoServer(directory, record_id=record_id, port=port)
     typer.echo(f"serving {directory} as record {record_id}: --api-url {server.api_url} (Ctrl-C to stop)")
     try:

@@ -8,7 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from fls.config import read_params
 from fls.grid import build_plan, parse_selectors, run_grid
+from fls.grid.cost import grid_cost, load_bench, measure_here
 from fls.grid.progress import plan_table, summary_table
 from pipeline.errors import cli_errors
 from pipeline.options import JsonFlag
@@ -117,9 +119,6 @@ def cost(
     as_json: JsonFlag = False,
 ) -> None:
     """Node-hours per stage group and in total for a profile, from measured throughputs (with assumptions)."""
-    from fls.config import read_params
-    from fls.grid.cost import grid_cost, load_bench, measure_here
-
     data = read_params(params)
     bench_data = load_bench(bench) if bench is not None else measure_here()
     report = grid_cost(data, bench_data, mean_episode_steps=mean_episode_steps, score_inputs_per_game=score_inputs_per_game)

@@ -13,6 +13,7 @@ import typer
 
 from fls.config import ConfigError, load_config
 from fls.ppo.config import TrainConfig
+from fls.ppo.multirun import parse_seeds, report, run_dir, seed_configs, train_many
 from fls.ppo.trainer import train
 from pipeline.errors import cli_errors
 from pipeline.config_flags import ConfigFlag, config_flags
@@ -81,8 +82,6 @@ def main(
 
 
 def _train_seeds(seeds: str, out_root: Path, params: Optional[Path], overrides: dict, restart_on_change: bool) -> None:
-    from fls.ppo.multirun import parse_seeds, report, run_dir, seed_configs, train_many
-
     base = load_config(TrainConfig, params, "train" if params is not None else None, overrides)  # validated
     cfgs = seed_configs(base, parse_seeds(seeds))  # its errors start "seeds: " (the value of --seeds)
     try:

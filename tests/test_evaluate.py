@@ -11,7 +11,8 @@ import torch
 from typer.testing import CliRunner
 
 from fls.config import load_config
-from fls.evaluation.evaluate import EvalConfig, evaluate
+from fls.evaluation.config import EvalConfig
+from fls.evaluation.evaluate import evaluate
 from fls.evaluation.result import EvalFileError, EvalRecord
 from fls.evaluation.protocol import (
     ActionSampler,

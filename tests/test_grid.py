@@ -279,7 +279,7 @@ def test_cli_grid_status_and_dry_run(fresh_project: Path) -> None:
     assert [s["name"] for s in data["stages"]] == ["prep", "train@c"]
 
     res = runner.invoke(app, ["grid", "status", "--repo", str(fresh_project), "--stages", "agg", "--no-upstream"])
-    assert res.exit_code == 2 and res.output.startswith("error: --stages agg: 6 stale upstream")
+    assert res.exit_code == 2 and res.output.startswith("error: stages agg: 6 stale upstream")
 
     res = runner.invoke(app, ["grid", "run", "--repo", str(fresh_project), "--dry-run", "--stages", "const"])
     assert res.exit_code == 0, res.output

@@ -14,6 +14,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -122,7 +123,7 @@ def test_evaluate_commands_outside_the_pattern_are_not_batched(command: str) -> 
 
 
 def test_group_options_are_checked() -> None:
-    with pytest.raises(GridError, match="--group-size 0"):
+    with pytest.raises(GridError, match="group_size 0"):
         RunOptions(group=("train",), group_size=0).validate()
     with pytest.raises(GridError, match="stage group names"):
         RunOptions(group=("train@a",)).validate()
@@ -151,7 +152,7 @@ def test_batched_train_command_configures_exactly_the_single_runs(templates, tmp
         return [multirun.RunOutcome(c, Path(o), result=result(o)) for c, o in zip(cfgs, outs)]
 
     monkeypatch.setattr(train_cli, "train", fake_train)
-    monkeypatch.setattr(multirun, "train_many", fake_many)
+    monkeypatch.setattr(train_cli, "train_many", fake_many)
     runner = CliRunner()
     stages = _train_stages(templates, seeds=(1, 9, 17))
     for stage in stages:
@@ -173,12 +174,13 @@ def test_batched_evaluate_command_configures_exactly_the_single_runs(templates, 
     (tmp_path / "params.yaml").write_text("evaluate:\n  episodes: 4\n  num_envs: 2\n  seed: 1000\n  device: cpu\n")
     monkeypatch.chdir(tmp_path)
     calls: list[tuple[object, str, str, str | None]] = []
-    summary = {"n": 1, "mean": 0.0, "std": 0.0, "min": 0.0, "max": 0.0, "n_truncated": 0, "max_episode_steps": 1}
+    summary = SimpleNamespace(n=1, mean=0.0, std=0.0, min=0.0, max=0.0, n_truncated=0, max_episode_steps=1)
 
     def fake_single(cfg, out, *, run=None, game=None, **kw):
         assert not any(kw.get(k) for k in ("checkpoint", "arch", "video", "frames"))
         calls.append((cfg, str(run), str(out), game))
-        return {"summary": summary, "arch": "a", "game": game, "paths": {"eval": str(out)}}
+        result = SimpleNamespace(summary=summary, arch="a", game=game)  # what the CLI prints of an EvalRecord
+        return SimpleNamespace(result=result, video=None, paths={"eval": str(out)})
 
     def fake_many(cfg, runs, out_root, *, game=None):
         members = []
@@ -190,7 +192,7 @@ def test_batched_evaluate_command_configures_exactly_the_single_runs(templates, 
         return members
 
     monkeypatch.setattr(eval_cli, "evaluate_to_dir", fake_single)
-    monkeypatch.setattr(multi, "evaluate_runs_to_dirs", fake_many)
+    monkeypatch.setattr(eval_cli, "evaluate_runs_to_dirs", fake_many)
     runner = CliRunner()
     stages = _eval_stages(templates, seeds=(1, 9)) + _eval_stages(templates, arch="sparse_fls", seeds=(1,))
     for stage in stages:

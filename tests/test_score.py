@@ -229,7 +229,7 @@ def test_cli_reference_method_needs_no_model(head_dir, tmp_path):
     ("args", "message"),
     [
         (["--method", "uniform", "--arch", "daqn", "--game", "Breakout"], "model-free"),
-        (["--method", "uniform"], "needs --game"),
+        (["--method", "uniform"], "needs game"),
         (["--method", "attention", "--arch", "nature_cnn", "--game", "Breakout"], "no attention"),
         (["--arch", "daqn", "--game", "Enduro"], "no usable trials of Enduro"),
         (["--arch", "daqn", "--game", "BeamRider"], "not in Atari-HEAD"),

@@ -86,7 +86,7 @@ def write_download(
         result = place_from_dir(from_dir, cfg.games, out, record=record, release=cfg.release)
     else:
         if record is not None:
-            raise ValueError("--record only applies with --from-dir")
+            raise ValueError("record only applies with from_dir")
         result = download(
             cfg.games,
             out,

@@ -339,7 +339,7 @@ def from_dir(
     """
     src, out = Path(src), Path(out_dir)
     if not src.is_dir():
-        raise FileNotFoundError(f"{src}: --from-dir folder not found")
+        raise FileNotFoundError(f"{src}: from_dir: no such folder")
     if release == "auto":
         flat = (src / META_FILE).exists() and any(p.name.endswith(".tar.bz2") for p in src.iterdir())
         release = "v2" if flat and not any((src / k).exists() for k in wanted_keys(games)) else "v4"

@@ -39,6 +39,7 @@ from fls.authors.convert import ARCH_TO_NETWORK, ConversionError, convert_variab
 from fls.authors.safe_pickle import safe_load
 from fls.checkpoint import Checkpoint, file_sha256, save_checkpoint
 from fls.games import UnknownGameError, get_game
+from fls.json_fields import read_object
 from fls.models import ARCHS
 from fls.runinfo import write_run_info
 from fls.stage_files import MODEL, RUN_INFO, TRAIN_METRICS, TRAIN_SUMMARY
@@ -145,12 +146,7 @@ def _check_config(model: AuthorsModel) -> dict[str, Any]:
     path = model.folder / "config.json"
     if not path.is_file():
         return {}
-    try:
-        cfg = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise AuthorsImportError(f"{path}: not valid JSON ({exc.msg})") from None
-    if not isinstance(cfg, dict):
-        raise AuthorsImportError(f"{path}: expected a JSON object")
+    cfg = read_object(path, AuthorsImportError)
     if "network" in cfg and cfg["network"] != model.network:
         raise AuthorsImportError(f"{path}: network '{cfg['network']}' does not match the folder name ({model.network})")
     env = cfg.get("env_name")

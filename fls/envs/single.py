@@ -45,6 +45,7 @@ class AtariSingleEnv(gym.Env):
         clip_rewards: bool = False,
         max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
     ):
+        check_common(1, noop_max, max_episode_steps)
         self._backend = PythonBackend(env_id, 1, game, noop_max=noop_max)
         self.core = self._backend.cores[0]
         self._vec = AtariVecEnv(self._backend, game.name, 0, episodic_life=episodic_life,
@@ -94,29 +95,13 @@ class AtariSingleEnv(gym.Env):
         self._vec.close()
 
 
-def make_single_env(
-    game: str,
-    *,
-    seed: int | None = None,
-    noop_max: int = 30,
-    fire_reset: bool = True,
-    episodic_life: bool = False,
-    clip_rewards: bool = False,
-    max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
-    env_id: str | None = None,
-) -> AtariSingleEnv:
-    """One game as a gymnasium env; ``env_id`` overrides the gym id (e.g. BreakoutInfinite's)."""
-    check_common(1, noop_max, max_episode_steps)
+def make_single_env(game: str, *, env_id: str | None = None, **options: Any) -> AtariSingleEnv:
+    """One game as a gymnasium env; ``env_id`` overrides the gym id (e.g. BreakoutInfinite's).
+
+    ``options`` are ``AtariSingleEnv``'s keywords (seed, noop_max, fire_reset, episodic_life, clip_rewards,
+    max_episode_steps), declared once there.
+    """
     g = base_game(game)
     if env_id is None:
         env_id = variant_env_id(game) or g.gym_id
-    return AtariSingleEnv(
-        env_id,
-        g,
-        seed=seed,
-        noop_max=noop_max,
-        fire_reset=fire_reset,
-        episodic_life=episodic_life,
-        clip_rewards=clip_rewards,
-        max_episode_steps=max_episode_steps,
-    )
+    return AtariSingleEnv(env_id, g, **options)

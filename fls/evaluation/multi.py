@@ -142,7 +142,7 @@ def evaluate_runs_to_dirs(
         return members
     outs = [m.out.resolve() for m, _, _, _ in loaded]
     if len(set(outs)) != len(outs):
-        raise EvaluationError("runs: two runs map to the same output directory under --out-root (same arch and seed)")
+        raise EvaluationError("runs: two runs map to the same output directory under out_root (same arch and seed)")
     outcomes = evaluate_each(
         [policy.model for _, policy, _, _ in loaded], games[0], cfg,
         train_env_seeds=[seeds for _, _, seeds, _ in loaded], device=dev,

@@ -116,7 +116,7 @@ def check_seeds(eval_seeds: Iterable[int], train_seeds: Iterable[int]) -> None:
     if overlap:
         raise EvaluationError(
             f"evaluation env seeds overlap the training run's env seeds {overlap[:8]}"
-            f"{'...' if len(overlap) > 8 else ''}: choose another --seed (env i uses seed + i)"
+            f"{'...' if len(overlap) > 8 else ''}: choose another seed (env i uses seed + i)"
         )
 
 
@@ -146,7 +146,7 @@ def check_same_game(trained_on: str | None, game: str, *, where: str = "model") 
         return
     if base_game(game).name != base_game(trained_on).name:
         raise EvaluationError(
-            f"{where} was trained on {trained_on}; --game {game} is another game "
+            f"{where} was trained on {trained_on}; game {game} is another one "
             f"(only the training game or its patched variant may be evaluated)"
         )
 

@@ -9,10 +9,11 @@ Schema: docs/evaluation.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from fls.checkpoint import WeightsRef
+from fls.json_fields import FlatRecord, field_of
 
 SCHEMA_VERSION = 1
 
@@ -22,15 +23,11 @@ class EvalFileError(ValueError):
 
 
 def _field(data: Any, key: str, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise EvalFileError(f"{where}: expected a JSON object, got {type(data).__name__}")
-    if key not in data:
-        raise EvalFileError(f"{where}: missing field '{key}'")
-    return data[key]
+    return field_of(data, key, where, EvalFileError)
 
 
 @dataclass(frozen=True)
-class EvalSummary:
+class EvalSummary(FlatRecord):
     """``summarize`` of the episode rows plus the episode cap that applied (eval.json ``summary``)."""
 
     n: int
@@ -43,16 +40,11 @@ class EvalSummary:
     mean_length_steps: float | None
     max_episode_steps: int
 
-    def to_json(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_json(cls, data: Any, where: str) -> EvalSummary:
-        return cls(**{f.name: _field(data, f.name, where) for f in fields(cls)})
+    file_error = EvalFileError
 
 
 @dataclass(frozen=True)
-class EvalTiming:
+class EvalTiming(FlatRecord):
     """How long the run took (eval.json ``timing``); never part of a comparison between runs."""
 
     wall_s: float
@@ -61,12 +53,7 @@ class EvalTiming:
     agent_steps_per_s: float | None
     ignored_episodes: int  # episodes finished after their env had met its quota
 
-    def to_json(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_json(cls, data: Any, where: str) -> EvalTiming:
-        return cls(**{f.name: _field(data, f.name, where) for f in fields(cls)})
+    file_error = EvalFileError
 
 
 @dataclass

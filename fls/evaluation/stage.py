@@ -96,7 +96,7 @@ def prepare_subject(
     Split out so that ``fls.evaluation.multi`` loads and checks each of several models exactly as here.
     """
     if arch is not None and game is None:
-        raise EvaluationError("--arch (fresh model) needs --game")
+        raise EvaluationError("arch (a fresh model) needs game")
     num_actions = base_game(game).num_actions if game is not None else None
     policy = load_policy_source(
         run=run, checkpoint=checkpoint, arch=arch, init_seed=init_seed, num_actions=num_actions, device=device

@@ -207,7 +207,7 @@ def measure_here() -> dict[str, Any]:
     """Run ``benchmarks/gpu_check.py --quick`` on this machine (about a minute on a quiet 2-core CPU)."""
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
     if not path.exists():
-        raise CostError(f"{path}: not found; pass --bench with a gpu_check JSON instead")
+        raise CostError(f"{path}: not found; give a gpu_check JSON (bench) instead")
     spec = importlib.util.spec_from_file_location("gpu_check", path)
     mod = importlib.util.module_from_spec(spec)
     assert spec.loader is not None

@@ -233,7 +233,7 @@ def connect_ray(address: str | None, *, num_cpus: int | None = None, num_gpus: i
                     "; the cluster uses token authentication: set RAY_AUTH_MODE=token and give this machine "
                     "the cluster's token (~/.ray/auth_token or RAY_AUTH_TOKEN)"
                 )
-            message = f"--address {address}: cannot connect to the Ray cluster ({_describe(exc)}){hint}"
+            message = f"address {address}: cannot connect to the Ray cluster ({_describe(exc)}){hint}"
             raise GridError(message) from None
     else:
         # address="local": always a private instance, even if `ray start` left a cluster on this machine
@@ -291,15 +291,15 @@ class RunOptions:
     def validate(self) -> None:
         bad = [g for g in self.group if not g or any(ch in g for ch in "@:*?[")]
         if bad:
-            raise GridError(f"--group {','.join(self.group)}: expected stage group names such as train,evaluate")
+            raise GridError(f"group {','.join(self.group)}: expected stage group names such as train,evaluate")
         if self.group_size < 1:
-            raise GridError(f"--group-size {self.group_size}: expected 1 or more")
+            raise GridError(f"group_size {self.group_size}: expected 1 or more")
         if self.gpus_per_run < 0 or self.gpus_per_run > 1 and self.gpus_per_run != int(self.gpus_per_run):
-            raise GridError(f"--gpus-per-run {self.gpus_per_run}: expected a fraction in [0, 1] or a whole number")
+            raise GridError(f"gpus_per_run {self.gpus_per_run}: expected a fraction in [0, 1] or a whole number")
         if self.cpus_per_run <= 0:
-            raise GridError(f"--cpus-per-run {self.cpus_per_run}: expected a positive number")
+            raise GridError(f"cpus_per_run {self.cpus_per_run}: expected a positive number")
         if self.max_retries < 0:
-            raise GridError(f"--max-retries {self.max_retries}: expected 0 or more")
+            raise GridError(f"max_retries {self.max_retries}: expected 0 or more")
 
 
 @dataclass
@@ -396,12 +396,12 @@ def run_plan(
     resources = ray.cluster_resources()
     if options.gpus_per_run > 0 and resources.get("GPU", 0.0) < options.gpus_per_run:
         raise GridError(
-            f"--gpus-per-run {options.gpus_per_run}: the Ray cluster has {resources.get('GPU', 0.0):g} GPU(s); "
-            "use --gpus-per-run 0 for CPU-only runs"
+            f"gpus_per_run {options.gpus_per_run}: the Ray cluster has {resources.get('GPU', 0.0):g} GPU(s); "
+            "use gpus_per_run 0 for CPU-only runs"
         )
     if resources.get("CPU", 0.0) < options.cpus_per_run:
         cpus = resources.get("CPU", 0.0)
-        raise GridError(f"--cpus-per-run {options.cpus_per_run}: the Ray cluster has {cpus:g} CPU(s)")
+        raise GridError(f"cpus_per_run {options.cpus_per_run}: the Ray cluster has {cpus:g} CPU(s)")
 
     remote = ray.remote(execute_stage)
     node_cpus = max([n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")] or [resources.get("CPU", 0.0)])

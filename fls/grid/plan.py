@@ -162,11 +162,11 @@ def open_repo(root: str | os.PathLike[str]) -> Any:
 
     path = Path(root)
     if not path.is_dir():
-        raise PlanError(f"--repo {root}: no such directory")
+        raise PlanError(f"repo {root}: no such directory")
     try:
         repo = Repo(os.fspath(path))
     except NotDvcRepoError:
-        raise PlanError(f"--repo {root}: not a DVC repository (no .dvc folder); run `dvc init` there") from None
+        raise PlanError(f"repo {root}: not a DVC repository (no .dvc folder); run `dvc init` there") from None
     return repo
 
 
@@ -213,7 +213,7 @@ def _plan_from_graph(
         for sel in selectors:
             if not any(matches(name, sel) for name in stages):
                 groups = sorted({stage_group(n) for n in stages})
-                raise PlanError(f"--stages: no stage matches '{sel}' (stage groups: {', '.join(groups) or 'none'})")
+                raise PlanError(f"stages: no stage matches '{sel}' (stage groups: {', '.join(groups) or 'none'})")
 
     stale = {name for name in status if name in stages}
     frozen_stale = sorted(n for n in stale if stages[n].frozen)
@@ -243,8 +243,8 @@ def _plan_from_graph(
         if needed and not with_upstream:
             listed = ", ".join(sorted(needed)[:10]) + (" ..." if len(needed) > 10 else "")
             raise PlanError(
-                f"--stages {','.join(selectors)}: {len(needed)} stale upstream stage(s) must run first "
-                f"({listed}); add them to --stages or drop --no-upstream"
+                f"stages {','.join(selectors)}: {len(needed)} stale upstream stage(s) must run first "
+                f"({listed}); add them to the stages or let upstream stages run (with_upstream)"
             )
         planned = chosen | needed
     else:

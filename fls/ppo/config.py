@@ -11,6 +11,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from fls.config import ConfigError
+from fls.envs.caps import cap_for, check_caps
+from fls.games import UnknownGameError, get_game
+from fls.models import ARCHS
 from fls.settings import check_fields, redeclare, setting
 
 
@@ -131,21 +134,13 @@ class TrainConfig:
         The bounds of single fields come from their declarations (``check_fields``); the checks below
         involve the game and architecture registries or several fields.
         """
-        from fls.games import UnknownGameError, get_game
-
         try:
             self.game = get_game(self.game).name  # canonical spelling ("breakout" -> "Breakout")
         except UnknownGameError as exc:
             raise ConfigError(f"train: field 'game': {exc}") from None
-        try:
-            from fls.models import ARCHS
-        except ImportError:  # models package not importable: cannot check here, build_model will
-            ARCHS = None
-        if ARCHS is not None and self.arch not in ARCHS:
+        if self.arch not in ARCHS:
             raise ConfigError(f"train: field 'arch': unknown architecture '{self.arch}' (valid: {', '.join(ARCHS)})")
         check_fields(self, "train")  # bounds and choices, from the declarations above
-        from fls.envs.caps import check_caps
-
         self.max_episode_steps_by_game = check_caps(self.max_episode_steps_by_game, "train", ConfigError)
         if self.batch_size % self.num_minibatches:
             raise ConfigError(
@@ -163,8 +158,6 @@ class TrainConfig:
     @property
     def episode_cap(self) -> int:
         """The whole-game cap in agent steps for this run's game."""
-        from fls.envs.caps import cap_for
-
         return cap_for(self.game, self.max_episode_steps, self.max_episode_steps_by_game)
 
     def to_dict(self) -> dict[str, Any]:

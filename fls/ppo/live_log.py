@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fls.stage_files import LIVE_DIR, TB_DIR
+from fls.tb_events import EventWriter
 
 # metrics.csv column -> logged name (namespaces as in CleanRL / common PPO loggers).
 RENAMED = {"eprewmean": "charts/episodic_return", "episodes": "charts/episodes"}
@@ -40,7 +41,7 @@ class TrainingLog:
     def __init__(self, run_dir: Path, *, history: list[dict[str, Any]], tensorboard: bool = False) -> None:
         """``history``: the metrics.csv rows kept after the trainer's resume cut (empty for a fresh run)."""
         os.environ.setdefault("DVC_STUDIO_OFFLINE", "true")  # never post anywhere from a training run
-        from dvclive import Live
+        from dvclive import Live  # deferred: dvclive pulls in much of dvc; only a training run needs it
 
         live_dir = Path(run_dir) / LIVE_DIR
         shutil.rmtree(live_dir, ignore_errors=True)
@@ -48,8 +49,6 @@ class TrainingLog:
         self.live = Live(dir=str(live_dir), resume=False, save_dvc_exp=False, dvcyaml=None, report=None)
         self.tb = None
         if tensorboard:
-            from fls.tb_events import EventWriter
-
             self.tb = EventWriter(Path(run_dir) / TB_DIR)
         for row in history:
             self.log(row, summary=False)

@@ -87,7 +87,7 @@ def check_same_run(cfg: TrainConfig, recorded: dict[str, Any], where: str) -> No
              if recorded.get(k, defaults.get(k)) != v]
     if diffs:
         raise RunMismatchError(
-            f"{where} was made with other settings ({'; '.join(diffs)}); use a new --out directory "
+            f"{where} was made with other settings ({'; '.join(diffs)}); use a new output directory "
             f"or rerun with the same settings to resume",
             "; ".join(diffs),
         )

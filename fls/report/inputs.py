@@ -7,7 +7,6 @@ a half-written or foreign result never slips into a table as if it were a measur
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fls.json_fields import read_object
 from fls.stage_files import EVAL, SCORE_SUMMARY, TRAIN_METRICS, TRAIN_SUMMARY
 
 METRICS = ("nss", "kl", "sauc", "sauc_exact")
@@ -28,13 +28,7 @@ class ReportInputError(ValueError):
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ReportInputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise ReportInputError(f"{path}: expected a JSON object at top level")
-    return data
+    return read_object(path, ReportInputError)
 
 
 def _number(value: Any, where: str) -> float:

@@ -111,10 +111,10 @@ class SaliencySource:
         self._reference: np.ndarray | None = None
         if method in MODEL_METHODS:
             if model is None:
-                raise ScoringError(f"method '{method}' needs a model (--run, --checkpoint or --arch)")
+                raise ScoringError(f"method '{method}' needs a model (run, checkpoint or arch)")
             if method == "attention" and not model.spec.has_attention:
                 raise ScoringError(
-                    f"architecture '{model.spec.id}' has no attention to score; use --method perturbation or gradient"
+                    f"architecture '{model.spec.id}' has no attention to score; use method 'perturbation' or 'gradient'"
                 )
             model.eval()
         else:
@@ -326,12 +326,12 @@ def load_scored_model(
     device: torch.device,
 ) -> tuple[PolicySource | None, ScoredModel, str]:
     """(the policy or None, its record for summary.json, game) for the method; the game defaults to the run's."""
-    given = [n for n, v in (("--run", run), ("--checkpoint", checkpoint), ("--arch", arch)) if v is not None]
+    given = [n for n, v in (("run", run), ("checkpoint", checkpoint), ("arch", arch)) if v is not None]
     if cfg.method not in MODEL_METHODS:
         if given:
             raise ScoringError(f"method '{cfg.method}' is model-free: drop {', '.join(given)}")
         if game is None:
-            raise ScoringError(f"method '{cfg.method}' needs --game")
+            raise ScoringError(f"method '{cfg.method}' needs game")
         return None, ScoredModel(arch=None), get_game(game).name
     num_actions = get_game(game).num_actions if (arch is not None and game is not None) else None
     policy = load_policy_source(

@@ -6,10 +6,11 @@ not change; ``from_json`` reads a summary back and names the file and field it c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from fls.checkpoint import WeightsRef
+from fls.json_fields import FlatRecord, field_of
 
 SCHEMA_VERSION = 2
 
@@ -19,15 +20,11 @@ class ScoreFileError(ValueError):
 
 
 def _field(data: Any, key: str, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise ScoreFileError(f"{where}: expected a JSON object, got {type(data).__name__}")
-    if key not in data:
-        raise ScoreFileError(f"{where}: missing field '{key}'")
-    return data[key]
+    return field_of(data, key, where, ScoreFileError)
 
 
 @dataclass(frozen=True)
-class MetricStats:
+class MetricStats(FlatRecord):
     """One metric over the scored inputs (``fls.metrics.summarise``): undefined values are counted, not averaged."""
 
     mean: float | None  # None when no input had a defined value
@@ -35,12 +32,7 @@ class MetricStats:
     n_defined: int
     n_undefined: int
 
-    def to_json(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_json(cls, data: Any, where: str) -> MetricStats:
-        return cls(**{f.name: _field(data, f.name, where) for f in fields(cls)})
+    file_error = ScoreFileError
 
 
 @dataclass(frozen=True)
