@@ -27,7 +27,7 @@ from fls.games import GAMES
 from fls.models import ARCHS
 from fls.report import build_report, figures, seed_stats
 from fls.report.build import load_context
-from fls.report.layout import Layout
+from fls.layout import Layout
 from fls.scoring.score import metric_summary
 
 SEEDS = [1, 9, 17, 25, 33]

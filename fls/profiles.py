@@ -57,7 +57,7 @@ PROFILE_KEY = "profile"
 
 SECTIONS: tuple[Section, ...] = (
     # train_seeds' default None (every seed trained) is for code only: dvc.yaml's train matrix needs a list
-    Section("grid", "fls.report.layout:GridConfig", required=("archs", "games", "seeds", "train_seeds")),
+    Section("grid", "fls.layout:GridConfig", required=("archs", "games", "seeds", "train_seeds")),
     Section("data", "fls.atari_head.acquire:DataConfig"),
     Section("authors", "fls.authors.importer:AuthorsConfig"),
     # the download's mechanics (fls/atari_head/acquire.py UNTRACKED): set by no profile, tracked by no stage

@@ -2,7 +2,7 @@
 them (resume, policy loading, the report) take them from here.
 
 Where the directories themselves live (runs/<arch>/<game>/<seed>, evals/..., scores/...) is
-``fls.report.layout``; each file's schema is in the docs page named beside its group.
+``fls.layout``; each file's schema is in the docs page named beside its group.
 """
 
 from __future__ import annotations

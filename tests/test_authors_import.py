@@ -170,7 +170,7 @@ def test_folder_without_event_file_gets_a_header_only_curve(tmp_path):
 # ------------------------------------------------------------------------------- the report's comparison
 def _imported_grid(tmp_path, train_seeds, import_seeds):
     from fls.config import build_config
-    from fls.report.layout import GridConfig, Layout
+    from fls.layout import GridConfig, Layout
 
     grid = build_config(GridConfig, dict(archs=["nature_cnn", "sparse_fls"], games=["Breakout"],
                                          seeds=sorted(train_seeds + import_seeds), train_seeds=train_seeds,

@@ -67,7 +67,7 @@ def _stub_work():
     work = [("fls.atari_head.sample", "make_sample"), ("fls.atari_head.download", "download"),
             ("fls.atari_head.preprocess", "preprocess"), ("fls.ppo.trainer", "train"), ("fls.authors.importer", "import_one"),
             ("fls.evaluation.stage", "evaluate_to_dir"), ("fls.scoring.score", "score_to_dir"),
-            ("fls.report.layout", "Layout")]
+            ("fls.layout", "Layout")]
     return [(getattr(importlib.import_module(m), f), stop) for m, f in work]
 
 

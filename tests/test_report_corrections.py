@@ -9,7 +9,7 @@ import pandas as pd
 
 from fls.atomic import atomic_write_json, atomic_write_text
 from fls.report import appendix_figures, table4_corrections
-from fls.report.layout import GridConfig, Layout
+from fls.layout import GridConfig, Layout
 from helpers import preprocessed_sample
 
 

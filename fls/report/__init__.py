@@ -6,6 +6,6 @@ run/eval/score outputs), ``paper`` (the published numbers, shipped as CSV), ``ta
 """
 
 from fls.report.build import ReportConfig, build_report
-from fls.report.layout import GridConfig, Layout
+from fls.layout import GridConfig, Layout
 
 __all__ = ["GridConfig", "Layout", "ReportConfig", "build_report"]

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from fls.report.figures import curve_table, plot_curves, plt, save_figure
-from fls.report.layout import GridConfig, Layout
+from fls.layout import GridConfig, Layout
 from fls.stage_files import EVAL_EPISODES
 
 FIG6_ARCHS = ("sparse_fls", "sparse_fls_norm", "sparse_fls_1x1", "sparse_fls_sp2", "sparse_fls_norelu",

@@ -22,7 +22,7 @@ import pandas as pd
 from fls.authors.importer import read_eval_reference, read_saliency_reference
 from fls.authors.results import saliency_means, welch_test
 from fls.report.inputs import read_eval, recorded_checkpoint_sha, run_provenance
-from fls.report.layout import GridConfig, Layout
+from fls.layout import GridConfig, Layout
 from fls.report.tables import MISSING, Table
 from fls.stage_files import EVAL, SCORE_PER_INPUT, SCORE_SUMMARY
 

@@ -15,7 +15,7 @@ from fls.atomic import atomic_write_json, atomic_write_text
 from fls.config import ConfigError, build_config, load_config, read_params, resolved
 from fls.report import appendix_figures, demo_summary, figures, perception, seed_stats, table4_corrections, tables
 from fls.report import authors as authors_report
-from fls.report.layout import GridConfig, Layout
+from fls.layout import GridConfig, Layout
 from fls.runinfo import write_run_info
 from fls.settings import check_fields, setting
 

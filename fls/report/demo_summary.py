@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fls.report import seed_stats
-from fls.report.layout import GridConfig
+from fls.layout import GridConfig
 from fls.report.tables import Table
 
 PAPER_STEPS = 50_000_000

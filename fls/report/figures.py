@@ -41,7 +41,7 @@ from fls.checkpoint import load_policy  # noqa: E402
 from fls.frames import FRAME_COLS, FRAME_ROWS, FRAME_SHAPE  # noqa: E402
 from fls.models.saliency import render_84  # noqa: E402
 from fls.report.inputs import read_curve, run_source  # noqa: E402
-from fls.report.layout import GridConfig, Layout  # noqa: E402
+from fls.layout import GridConfig, Layout  # noqa: E402
 from fls.stage_files import MODEL  # noqa: E402
 
 WINDOW_LABEL = "100-game mean, 95 %"  # what the reference band of Figure 3 is (fls.report.demo_summary)

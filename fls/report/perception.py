@@ -17,7 +17,7 @@ from fls.report.figures import save_figure  # first: it selects matplotlib's hea
 import matplotlib.pyplot as plt  # noqa: E402  isort: skip
 from fls.checkpoint import load_policy
 from fls.evaluation.video import perception_rollout
-from fls.report.layout import GridConfig, Layout
+from fls.layout import GridConfig, Layout
 from fls.stage_files import MODEL
 
 ROLLOUT_MAX_STEPS = 100_000  # whole-game cap (agent steps) of the rollout env; the step budget ends it much sooner

@@ -21,7 +21,7 @@ import pandas as pd
 from fls.atomic import atomic_write_text
 from fls.report import stats
 from fls.report.inputs import METRICS, read_eval, read_score
-from fls.report.layout import GridConfig, Layout
+from fls.layout import GridConfig, Layout
 from fls.report.tables import Table
 from fls.stage_files import SCORE_PER_INPUT, TRAIN_SUMMARY
 

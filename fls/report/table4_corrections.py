@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from fls.report.inputs import METRICS, read_score
-from fls.report.layout import GridConfig, Layout
+from fls.layout import GridConfig, Layout
 from fls.report.tables import Table
 from fls.stage_files import SCORE_SUMMARY
 from fls.variants import parse_variant

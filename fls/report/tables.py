@@ -25,7 +25,7 @@ from fls.games import GAMES
 from fls.models import ARCHS, model_summaries
 from fls.report import paper
 from fls.report.inputs import METRICS, read_eval, read_score, score_uses_synthetic_gaze
-from fls.report.layout import INFINITE_GAME, GridConfig, Layout
+from fls.layout import INFINITE_GAME, GridConfig, Layout
 
 MISSING = "—"
 METRIC_LABELS = {
