@@ -11,7 +11,9 @@ import typer
 from fls.config import read_params
 from fls.grid import build_plan, parse_selectors, run_grid
 from fls.grid.cost import grid_cost, load_bench, measure_here
+from fls.grid.executor import RunOptions
 from fls.grid.progress import plan_table, summary_table
+from pipeline.config_flags import ConfigFlag, config_flags
 from pipeline.errors import cli_errors
 from pipeline.options import JsonFlag
 
@@ -36,6 +38,7 @@ NoUpstream = Annotated[
 
 @app.command("run")
 @cli_errors
+@config_flags(RunOptions)
 def run(
     address: Annotated[
         Optional[str],
@@ -48,10 +51,8 @@ def run(
             "--gpus-per-run", help="GPU share per stage (0.25 = four runs per GPU). Default: 0.25 if GPUs, else 0."
         ),
     ] = None,
-    cpus_per_run: Annotated[float, typer.Option("--cpus-per-run", help="CPU cores reserved per stage.")] = 1.0,
-    max_retries: Annotated[
-        int, typer.Option("--max-retries", help="Retries per stage after a lost worker or non-zero exit.")
-    ] = 2,
+    cpus_per_run: ConfigFlag = None,
+    max_retries: ConfigFlag = None,
     group: Annotated[
         Optional[str],
         typer.Option(
@@ -60,10 +61,12 @@ def run(
             "multi-run task (fls train --seeds / fls evaluate --runs); each stage is still committed on its own.",
         ),
     ] = None,
-    group_size: Annotated[int, typer.Option("--group-size", help="Most stages in one batched task.")] = 5,
+    group_size: ConfigFlag = None,
     repo: Repo = Path("."),
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and exit without starting Ray.")] = False,
     no_upstream: NoUpstream = False,
+    *,
+    overrides: dict,
 ) -> None:
     """Run every stale stage as a Ray task, in dependency order, committing each success with DVC."""
     outcome = run_grid(

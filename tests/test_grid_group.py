@@ -123,8 +123,12 @@ def test_evaluate_commands_outside_the_pattern_are_not_batched(command: str) -> 
 
 
 def test_group_options_are_checked() -> None:
-    with pytest.raises(GridError, match="group_size 0"):
+    with pytest.raises(GridError, match="grid run: field 'group_size' must be >= 1, got 0"):
         RunOptions(group=("train",), group_size=0).validate()
+    with pytest.raises(GridError, match="field 'cpus_per_run' must be > 0"):
+        RunOptions(cpus_per_run=0).validate()
+    with pytest.raises(GridError, match="field 'max_retries' must be >= 0"):
+        RunOptions(max_retries=-1).validate()
     with pytest.raises(GridError, match="stage group names"):
         RunOptions(group=("train@a",)).validate()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fls.grid.executor import (
@@ -54,10 +54,10 @@ def run_grid(
     *,
     address: str | None = None,
     gpus_per_run: float | None = None,
-    cpus_per_run: float = 1.0,
-    max_retries: int = 2,
+    cpus_per_run: float | None = None,
+    max_retries: int | None = None,
     group: Sequence[str] = (),
-    group_size: int = 5,
+    group_size: int | None = None,
     with_upstream: bool = True,
     dry_run: bool = False,
     show_progress: bool | None = None,
@@ -68,7 +68,8 @@ def run_grid(
     ``group`` (e.g. ``("train", "evaluate")``) batches ready stages of those groups, at most ``group_size``
     per Ray task, into one multi-run command (fls.grid.group); each member is still committed on its own.
     """
-    early = RunOptions(cpus_per_run=cpus_per_run, max_retries=max_retries, group=tuple(group), group_size=group_size)
+    given = {"cpus_per_run": cpus_per_run, "max_retries": max_retries, "group_size": group_size}  # None: RunOptions' default
+    early = RunOptions(group=tuple(group), **{k: v for k, v in given.items() if v is not None})
     early.validate()  # bad --group values fail before DVC or Ray start
     recorder = DvcRecorder(root)
     try:
@@ -82,10 +83,7 @@ def run_grid(
             resources = ray.cluster_resources()
             if gpus_per_run is None:
                 gpus_per_run = 0.25 if resources.get("GPU", 0.0) > 0 else 0.0
-            options = RunOptions(
-                gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, max_retries=max_retries,
-                group=tuple(group), group_size=group_size,
-            )
+            options = replace(early, gpus_per_run=gpus_per_run)
             options.validate()
             disable = None if show_progress is None else not show_progress  # None: tqdm shows it on a terminal
             progress = GridProgress(len(plan), cluster_slots(resources, options), disable=disable)

@@ -37,6 +37,7 @@ from typing import Any
 
 from fls.grid.group import Group, form_groups
 from fls.grid.plan import DOWNSTREAM, Plan, PlannedStage, at_root, canonical_name, dvc_target, open_repo
+from fls.settings import check_fields, setting
 
 GRID_DIR = ".fls_grid"
 LOG_HEADER = "### fls-grid: start"
@@ -282,24 +283,22 @@ def count_executions(path: Path) -> int:
 
 @dataclass
 class RunOptions:
-    gpus_per_run: float = 0.0
-    cpus_per_run: float = 1.0
-    max_retries: int = 2
+    """How ``fls grid run`` schedules stages; the CLI's --cpus-per-run, --max-retries and --group-size come
+    from these declarations (``pipeline.config_flags``)."""
+
+    gpus_per_run: float = 0.0  # resolved by run_grid: the CLI's "auto" is 0.25 with GPUs, else 0
+    cpus_per_run: float = setting(1.0, gt=0, help="CPU cores reserved per stage.")
+    max_retries: int = setting(2, ge=0, help="Retries per stage after a lost worker or non-zero exit.")
     group: tuple[str, ...] = ()  # stage groups whose ready stages run batched (fls.grid.group)
-    group_size: int = 5  # most stages in one batched task
+    group_size: int = setting(5, ge=1, help="Most stages in one batched task.")
 
     def validate(self) -> None:
+        check_fields(self, "grid run", GridError)
         bad = [g for g in self.group if not g or any(ch in g for ch in "@:*?[")]
         if bad:
             raise GridError(f"group {','.join(self.group)}: expected stage group names such as train,evaluate")
-        if self.group_size < 1:
-            raise GridError(f"group_size {self.group_size}: expected 1 or more")
         if self.gpus_per_run < 0 or self.gpus_per_run > 1 and self.gpus_per_run != int(self.gpus_per_run):
             raise GridError(f"gpus_per_run {self.gpus_per_run}: expected a fraction in [0, 1] or a whole number")
-        if self.cpus_per_run <= 0:
-            raise GridError(f"cpus_per_run {self.cpus_per_run}: expected a positive number")
-        if self.max_retries < 0:
-            raise GridError(f"max_retries {self.max_retries}: expected 0 or more")
 
 
 @dataclass
