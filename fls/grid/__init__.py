@@ -83,8 +83,7 @@ def run_grid(
             resources = ray.cluster_resources()
             if gpus_per_run is None:
                 gpus_per_run = 0.25 if resources.get("GPU", 0.0) > 0 else 0.0
-            options = replace(early, gpus_per_run=gpus_per_run)
-            options.validate()
+            options = replace(early, gpus_per_run=gpus_per_run)  # run_plan validates it
             disable = None if show_progress is None else not show_progress  # None: tqdm shows it on a terminal
             progress = GridProgress(len(plan), cluster_slots(resources, options), disable=disable)
             result = run_plan(plan, options, recorder, progress)

@@ -157,13 +157,19 @@ def open_run(cfg: TrainConfig, out_dir: str | os.PathLike[str], *, restart_on_ch
     """
     cfg.validate()
     out = Path(out_dir)
-    if restart_on_change:
-        try:
-            return open_run(cfg, out)
-        except RunMismatchError as exc:
-            print(f"{out}: settings changed ({exc.differences}); --restart-on-change: starting afresh", file=sys.stderr)
-            for name in (TRAIN_SUMMARY, MODEL, CHECKPOINT, TRAIN_METRICS, TRAIN_EPISODES, RUN_INFO):
-                (out / name).unlink(missing_ok=True)
+    try:
+        return _open_checked(cfg, out)
+    except RunMismatchError as exc:
+        if not restart_on_change:
+            raise
+        print(f"{out}: settings changed ({exc.differences}); restart_on_change: starting afresh", file=sys.stderr)
+        for name in (TRAIN_SUMMARY, MODEL, CHECKPOINT, TRAIN_METRICS, TRAIN_EPISODES, RUN_INFO):
+            (out / name).unlink(missing_ok=True)
+        return _open_checked(cfg, out)
+
+
+def _open_checked(cfg: TrainConfig, out: Path) -> TrainResult | OpenedRun:
+    """``open_run`` on a validated config, without the restart: finished, resumable or fresh, checked."""
     state = run_status(out)
 
     # A finished run: check it is this run, then leave every file as it is.
