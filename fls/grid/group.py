@@ -22,6 +22,7 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fls.evaluation.multi import out_dir_for
 from fls.grid.plan import PlannedStage
 
 _SHELL = set(";&|<>`$()\n\\*?[]{}~#'\"")
@@ -113,9 +114,8 @@ def evaluate_member(stage: PlannedStage) -> Member | None:
     run_n, out_n = _norm(run), _norm(out)
     if run_n is None or out_n is None or "," in run or run_n.count("/") < 2 or out_n.count("/") < 3:
         return None
-    arch, seed = run_n.split("/")[-3], run_n.split("/")[-1]
     out_root = out_n.rsplit("/", 3)[0]
-    if out_n.split("/")[-3:] != [game[1], arch, seed]:
+    if out_dir_for(out_root, run_n, game[1]).as_posix() != out_n:  # the --runs form writes exactly there
         return None
     return Member(stage, ("evaluate", stage.wdir, out_root, *rest), at, run)
 
