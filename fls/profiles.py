@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from typing import Any
 import yaml
 
 from fls.config import ConfigError, build_config, read_params
+from fls.settings import default_of
 
 PROFILE_DIR = "profiles"
 
@@ -75,8 +77,6 @@ SECTION_NAMES = (PROFILE_KEY, *(s.name for s in SECTIONS))
 
 
 def config_class(section: Section) -> type:
-    import importlib
-
     module, _, name = section.config.partition(":")
     return getattr(importlib.import_module(module), name)
 
@@ -100,12 +100,8 @@ def defaults(section: Section) -> dict[str, Any]:
     for f in dataclasses.fields(config_class(section)):
         if not f.init:
             continue
-        if f.default is not dataclasses.MISSING:
-            out[f.name] = _plain(f.default, f"{section.config}.{f.name}")
-        elif f.default_factory is not dataclasses.MISSING:
-            out[f.name] = _plain(f.default_factory(), f"{section.config}.{f.name}")
-        else:
-            out[f.name] = dataclasses.MISSING
+        value = default_of(f)
+        out[f.name] = value if value is dataclasses.MISSING else _plain(value, f"{section.config}.{f.name}")
     return out
 
 
