@@ -86,3 +86,24 @@ def test_imported_seeds_cost_evaluation_only(tmp_path):
     none = grid_cost({**PARAMS, "grid": {**PARAMS["grid"], "train_seeds": [], "import_seeds": [1, 9]},
                       "train": {}}, load_bench(write(tmp_path, {**BENCH, "train": {"single": {}}})))
     assert count(none, "train") == 0 and none.total > 0  # no train rate needed when nothing is trained
+
+
+def test_bf16_profile_prices_dense_runs_at_the_bf16_figure(tmp_path):
+    bench = json.loads(json.dumps(BENCH))
+    bench["train"]["single"]["dense_fls_pool+bf16"] = 900.0
+    params = {**PARAMS, "grid": {**PARAMS["grid"], "archs": ["dense_fls_pool", "nature_cnn"]}}
+    p = write(tmp_path, bench)
+    fp32 = {ln.what.split("-like")[0]: ln for ln in grid_cost(params, load_bench(p)).lines if ln.group == "train"}
+    assert fp32["dense_fls_pool"].rate == 600.0  # the default precision is fp32: the bf16 figure is not used
+    params["train"] = {**PARAMS["train"], "precision": "bf16"}
+    bf16 = {ln.what.split("-like")[0]: ln for ln in grid_cost(params, load_bench(p)).lines if ln.group == "train"}
+    assert bf16["dense_fls_pool"].rate == 900.0 and "bf16" in bf16["dense_fls_pool"].rate_source
+    assert bf16["nature_cnn"].rate == 5000.0  # no nature_cnn+bf16 figure: the fp32 one stands
+
+
+def test_skipped_evaluation_is_named(tmp_path):
+    bench = json.loads(json.dumps(BENCH))
+    bench["evaluate"] = {"models": 5, "num_envs_per_model": 16}
+    bench["skipped"] = ["evaluate"]
+    with pytest.raises(CostError, match=r"evaluate.agent_steps_per_s' must be > 0 \(gpu_check skipped it"):
+        grid_cost(PARAMS, load_bench(write(tmp_path, bench)))

@@ -16,9 +16,15 @@ What is assumed rather than measured is printed with the result and is a keyword
 Bench JSON (schema ``fls-gpu-check/1``; only these keys are read)::
 
     {"schema": "fls-gpu-check/1", "device": str, "cpus": int, "quick": bool,
-     "train": {"single": {arch: agent steps/s}, "multi": {R: {arch: agent steps/s per run}}},
+     "train": {"single": {arch or arch+"+bf16": agent steps/s}, "multi": {R: {arch: agent steps/s per run}}},
      "evaluate": {"models": int, "agent_steps_per_s": float},
-     "score": {"inputs_per_s": float}}
+     "score": {"inputs_per_s": float},
+     "skipped": [section, ...]}
+
+gpu_check's training rates are steady-state (start-up excluded: a 5e7-step run pays it once). A figure may be
+null or absent when gpu_check's time budget left its section out ("skipped"); pricing that needs it then
+fails with a line naming the field. With ``train.precision: bf16`` in the profile, a dense-trunk run is priced
+at the ``dense_fls_pool+bf16`` figure when the bench has one.
 """
 
 from __future__ import annotations
@@ -113,6 +119,10 @@ def load_bench(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def _skipped_note(bench: dict[str, Any], section: str) -> str:
+    return " (gpu_check skipped it: its --budget-s was spent)" if section in (bench.get("skipped") or []) else ""
+
+
 def arch_class(arch: str) -> str:
     """Which measured representative prices ``arch`` (see the module docstring)."""
     spec = get_arch(arch)
@@ -121,20 +131,27 @@ def arch_class(arch: str) -> str:
     return "sparse_fls" if spec.has_attention else "nature_cnn"
 
 
-def node_train_rate(bench: dict[str, Any], cls: str) -> tuple[float, str]:
-    """Best measured agent steps/s per node for runs of ``cls``: max(single, R x per-run of R-run processes)."""
+def node_train_rate(bench: dict[str, Any], cls: str, precision: str = "fp32") -> tuple[float, str]:
+    """Best measured agent steps/s per node for runs of ``cls``: max(single, R x per-run of R-run processes).
+
+    ``precision`` other than fp32 picks the single-run figure measured at it (``cls+precision``) when present.
+    """
     where = bench.get("_path", "bench")
     train = bench["train"]
     best: tuple[float, str] | None = None
-    single = (train.get("single") or {}).get(cls)
+    singles = train.get("single") or {}
+    key = f"{cls}+{precision}" if precision != "fp32" and singles.get(f"{cls}+{precision}") else cls
+    single = singles.get(key)
     if single:
-        best = (float(single), "single run")
+        best = (float(single), "single run" + (f", {precision}" if key != cls else ""))
     for r, per_arch in (train.get("multi") or {}).items():
         v = (per_arch or {}).get(cls)
         if v and (best is None or int(r) * float(v) > best[0]):
             best = (int(r) * float(v), f"{int(r)} runs/process")
     if best is None:
-        raise CostError(f"{where}: field 'train' has no throughput for {cls} (needed to price its runs)")
+        skipped = any(str(x).startswith("train") for x in bench.get("skipped") or [])
+        raise CostError(f"{where}: field 'train' has no throughput for {cls} (needed to price its runs)"
+                        + (" (gpu_check skipped some training figures: its --budget-s was spent)" if skipped else ""))
     return best
 
 
@@ -169,13 +186,14 @@ def grid_cost(
         runs = len(members) * len(games) * len(train_seeds)
         if not runs:
             continue
-        rate, src = node_train_rate(bench, cls)
+        rate, src = node_train_rate(bench, cls, str(train_cfg.get("precision", "fp32")))
         lines.append(CostLine("train", f"{cls}-like ({len(members)} archs)", runs, rate, src, runs * planned / rate / 3600))
 
     ev = bench["evaluate"]
     ev_rate = float(ev.get("agent_steps_per_s") or 0)
     if ev_rate <= 0:
-        raise CostError(f"{bench.get('_path', 'bench')}: field 'evaluate.agent_steps_per_s' must be > 0")
+        raise CostError(f"{bench.get('_path', 'bench')}: field 'evaluate.agent_steps_per_s' must be > 0"
+                        f"{_skipped_note(bench, 'evaluate')}")
     n_models = len(archs) * len(games) * len(seeds) + len(infinite) * len(seeds)
     src = f"{ev.get('models', '?')} models/process"
     lines.append(CostLine("evaluate", "models x episodes (incl. BreakoutInfinite)", n_models, ev_rate, src,
@@ -185,7 +203,8 @@ def grid_cost(
     n_scored = len(score_archs) * len(score_games) * len(seeds)
     if n_scored:
         if sc_rate <= 0:
-            raise CostError(f"{bench.get('_path', 'bench')}: field 'score.inputs_per_s' must be > 0")
+            raise CostError(f"{bench.get('_path', 'bench')}: field 'score.inputs_per_s' must be > 0"
+                            f"{_skipped_note(bench, 'score')}")
         lines.append(CostLine("score", "attention maps of every Atari-HEAD input", n_scored, sc_rate, "one model",
                               n_scored * score_inputs_per_game / sc_rate / 3600))
 
