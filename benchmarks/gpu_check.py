@@ -163,6 +163,7 @@ def kernels(arch: str, reps: int, device: str) -> dict[str, float | str]:
     """ms per call of the rollout forward and of one update minibatch's forward + backward, per variant."""
     from fls.device import resolve_device
     from fls.models import build_model
+    from fls.ppo.update import autocast_for
 
     dev = resolve_device(device)
     cuda = dev.type == "cuda"
@@ -170,33 +171,34 @@ def kernels(arch: str, reps: int, device: str) -> dict[str, float | str]:
     net = build_model(arch, 4).to(dev)
     rng = np.random.default_rng(0)
     obs = {b: torch.from_numpy(rng.integers(0, 256, size=(b, 4, 84, 84), dtype=np.uint8)).to(dev) for b in (8, 40, 256)}
-    bf16 = lambda: torch.autocast(device_type=dev.type, dtype=torch.bfloat16)  # noqa: E731
     out: dict[str, float | str] = {}
 
-    def forward(b: int, cl: bool, amp: bool) -> Any:
+    def forward(b: int, cl: bool, precision: str) -> Any:
         x = obs[b].contiguous(memory_format=torch.channels_last) if cl else obs[b]
+        cast = autocast_for(precision, dev)  # the trainer's own switch
 
         def call() -> None:
-            with torch.inference_mode(), (bf16() if amp else torch.autocast(dev.type, enabled=False)):
+            with torch.inference_mode(), cast():
                 net(x)
         return call
 
-    def update(cl: bool, amp: bool) -> Any:
+    def update(cl: bool, precision: str) -> Any:
         x = obs[256].contiguous(memory_format=torch.channels_last) if cl else obs[256]
+        cast = autocast_for(precision, dev)
 
         def call() -> None:
-            with bf16() if amp else torch.autocast(dev.type, enabled=False):
+            with cast():
                 o = net(x)
                 loss = o.logits.float().logsumexp(-1).mean() + o.value.float().pow(2).mean()
             net.zero_grad(set_to_none=True)
             loss.backward()
         return call
 
-    for name, cl, amp in (("fp32", False, False), ("channels_last", True, False), ("bf16", False, True)):
+    for name, cl, precision in (("fp32", False, "fp32"), ("channels_last", True, "fp32"), ("bf16", False, "bf16")):
         net.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
         for b in (8, 40):
-            out[f"forward_b{b}_{name}_ms"] = _time_ms(forward(b, cl, amp), reps, cuda)
-        out[f"update_mb256_{name}_ms"] = _time_ms(update(cl, amp), max(1, reps // 4), cuda)
+            out[f"forward_b{b}_{name}_ms"] = _time_ms(forward(b, cl, precision), reps, cuda)
+        out[f"update_mb256_{name}_ms"] = _time_ms(update(cl, precision), max(1, reps // 4), cuda)
     net.to(memory_format=torch.contiguous_format)
     if cuda:
         try:

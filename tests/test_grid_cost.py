@@ -105,5 +105,5 @@ def test_skipped_evaluation_is_named(tmp_path):
     bench = json.loads(json.dumps(BENCH))
     bench["evaluate"] = {"models": 5, "num_envs_per_model": 16}
     bench["skipped"] = ["evaluate"]
-    with pytest.raises(CostError, match=r"evaluate.agent_steps_per_s' must be > 0 \(gpu_check skipped it"):
+    with pytest.raises(CostError, match=r"evaluate.agent_steps_per_s' must be > 0 \(gpu_check skipped evaluate figures"):
         grid_cost(PARAMS, load_bench(write(tmp_path, bench)))

@@ -120,7 +120,9 @@ def load_bench(path: str | Path) -> dict[str, Any]:
 
 
 def _skipped_note(bench: dict[str, Any], section: str) -> str:
-    return " (gpu_check skipped it: its --budget-s was spent)" if section in (bench.get("skipped") or []) else ""
+    """Why a figure is missing, when gpu_check's budget left out ``section`` (or one of its parts, "train ...")."""
+    hit = any(x == section or str(x).startswith(section + " ") for x in bench.get("skipped") or [])
+    return f" (gpu_check skipped {section} figures: its --budget-s was spent)" if hit else ""
 
 
 def arch_class(arch: str) -> str:
@@ -149,9 +151,8 @@ def node_train_rate(bench: dict[str, Any], cls: str, precision: str = "fp32") ->
         if v and (best is None or int(r) * float(v) > best[0]):
             best = (int(r) * float(v), f"{int(r)} runs/process")
     if best is None:
-        skipped = any(str(x).startswith("train") for x in bench.get("skipped") or [])
         raise CostError(f"{where}: field 'train' has no throughput for {cls} (needed to price its runs)"
-                        + (" (gpu_check skipped some training figures: its --budget-s was spent)" if skipped else ""))
+                        f"{_skipped_note(bench, 'train')}")
     return best
 
 
